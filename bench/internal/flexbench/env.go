@@ -1,0 +1,181 @@
+// Package flexbench is the machinery of flexblock's benchmarks: it builds
+// the binaries, installs drivers the way the installer does, calls them the
+// way kubelet does, reads the driver's own log to split a call's time into
+// "inside the external tools" and "the driver itself", and makes loop
+// devices, private mount namespaces and no-op tools.
+//
+// Everything here needs root (loop devices, mounts) except the builds and
+// the init benchmark. See BENCHMARKS.md for what is measured and why.
+package flexbench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Env is one benchmark run's binaries and scratch space.
+type Env struct {
+	Repo     string // module root
+	Src      string // the snapshot of Repo's working tree everything is built from
+	Snapshot time.Time
+	Work     string // scratch dir on a disk filesystem (sparse files live here)
+	ProdBin  string // production build: -trimpath -ldflags '-s -w'
+	TestBin  string // same flags plus -tags flexblocktest (adds the loop backend)
+	SpawnBin string // the kubelet-like caller (bench/internal/cmd/spawn)
+	StubBin  string // mount/umount stand-in (bench/internal/cmd/mountstub)
+	HelloBin string // a Go program that only prints init's answer
+	Baseline string // bench/baseline/example-driver.sh
+}
+
+// RepoRoot is the module root, found from this source file.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+}
+
+// ProdBuildFlags are the production build's flags (Makefile `build`, minus
+// the version stamp, which does not change the binary's behaviour).
+var ProdBuildFlags = []string{"-trimpath", "-ldflags", "-s -w"}
+
+// Setup snapshots the working tree (other people may be editing it: every
+// binary of a run, proposals included, comes from the same snapshot) and
+// builds everything into work/bin. work must exist. A snapshot that does
+// not build (an edit caught half-way) is retaken, up to three times.
+func Setup(work string) (*Env, error) {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var e *Env
+		if e, err = setup(work); err == nil {
+			return e, nil
+		}
+		time.Sleep(15 * time.Second)
+	}
+	return nil, err
+}
+
+func setup(work string) (*Env, error) {
+	e := &Env{Repo: RepoRoot(), Work: work, Src: filepath.Join(work, "src"), Snapshot: time.Now()}
+	if err := os.RemoveAll(e.Src); err != nil {
+		return nil, err
+	}
+	if err := copyTree(e.Repo, e.Src); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(work, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return nil, err
+	}
+	e.ProdBin = filepath.Join(bin, "flexblock")
+	e.TestBin = filepath.Join(bin, "flexblock-test")
+	e.SpawnBin = filepath.Join(bin, "spawn")
+	e.StubBin = filepath.Join(bin, "mountstub")
+	e.HelloBin = filepath.Join(bin, "gohello")
+	e.Baseline = filepath.Join(e.Src, "bench", "baseline", "example-driver.sh")
+	builds := []struct {
+		out  string
+		args []string
+		pkg  string
+	}{
+		{e.ProdBin, ProdBuildFlags, "."},
+		{e.TestBin, append([]string{"-tags", "flexblocktest"}, ProdBuildFlags...), "."},
+		{e.SpawnBin, ProdBuildFlags, "./bench/internal/cmd/spawn"},
+		{e.StubBin, ProdBuildFlags, "./bench/internal/cmd/mountstub"},
+		{e.HelloBin, ProdBuildFlags, "./bench/internal/cmd/gohello"},
+	}
+	for _, b := range builds {
+		if err := GoBuild(e.Src, b.out, b.pkg, b.args...); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// GoBuild runs CGO_ENABLED=0 go build flags -o out pkg in dir.
+func GoBuild(dir, out, pkg string, flags ...string) error {
+	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return nil
+}
+
+// FileSize is the size of path in bytes (0 when missing).
+func FileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// Machine describes the host for the report.
+type Machine struct {
+	NProc     int
+	CPU       string
+	Kernel    string
+	Go        string
+	Mke2fs    string
+	MkfsXFS   string
+	UtilLinux string
+	Load      string // /proc/loadavg at the time of the call
+	DiskFS    string // filesystem type under Work (sparse images live there)
+	Commit    string
+}
+
+// Describe collects the machine details.
+func (e *Env) Describe() Machine {
+	m := Machine{NProc: runtime.NumCPU()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	m.Kernel = firstLine(output("uname", "-sr"))
+	m.Go = firstLine(output("go", "version"))
+	m.Mke2fs = firstLine(output("mke2fs", "-V"))
+	m.MkfsXFS = firstLine(output("mkfs.xfs", "-V"))
+	m.UtilLinux = firstLine(output("mount", "--version"))
+	m.Load = LoadAvg()
+	m.DiskFS = firstLine(output("findmnt", "-n", "-o", "FSTYPE", "-T", e.Work))
+	commit := firstLine(output("git", "-C", e.Repo, "rev-parse", "--short", "HEAD"))
+	if dirty := output("git", "-C", e.Repo, "status", "--porcelain"); strings.TrimSpace(dirty) != "" {
+		commit += fmt.Sprintf(" plus the working tree's uncommitted changes as of %s (snapshot)", e.Snapshot.UTC().Format("15:04:05 UTC"))
+	}
+	m.Commit = commit
+	return m
+}
+
+// LoadAvg is the first three fields of /proc/loadavg.
+func LoadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func output(name string, args ...string) string {
+	var buf bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	_ = cmd.Run()
+	return buf.String()
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(s)
+}

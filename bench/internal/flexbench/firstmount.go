@@ -1,0 +1,224 @@
+package flexbench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// FirstMountRow is benchmark 2 for one filesystem and size: the first
+// mount of a blank volume, our driver (the whole mount call: blkid probe,
+// read check of both ends, lazy mkfs, global mount, bind) against the plain
+// sequence kubelet's mount-utils (SafeFormatAndMount) ran: blkid probe,
+// mkfs.ext4 -F -m0 DEV | mkfs.xfs -f DEV, mount.
+type FirstMountRow struct {
+	Storage               string // what the sparse image lives on
+	FS                    string
+	Size                  int64
+	Ours, Plain           *Series // wall of the whole first mount
+	OursMkfs, PlainMkfs   []float64
+	OursAlloc, PlainAlloc []float64 // bytes allocated in the sparse file after it
+	// Variant is the driver with a proposal applied (nil when not run).
+	Variant      *Series
+	VariantMkfs  []float64
+	VariantAlloc []float64
+}
+
+// FirstMountOpts configures FirstMount.
+type FirstMountOpts struct {
+	Storage  string // what ImageDir is on, for the rows
+	ImageDir string // must support sparse files
+	FSTypes  []string
+	Sizes    []int64
+	Reps     func(size int64) (ours, plain int)
+	// Variant, when set, is a test build with a proposal applied, run as
+	// often as ours on the file systems in VariantFS.
+	Variant   string
+	VariantFS []string
+	Progress  func(string)
+}
+
+// PlainMkfsArgs are mount-utils' arguments (k8s.io/mount-utils format.go).
+func PlainMkfsArgs(fsType, dev string) []string {
+	if fsType == "xfs" {
+		return []string{"mkfs.xfs", "-f", dev}
+	}
+	return []string{"mkfs." + fsType, "-F", "-m0", dev}
+}
+
+// FirstMount runs benchmark 2: for each fs and size, Reps(size) first
+// mounts each way, alternating, on one loop device blanked before each.
+// Needs a private mount namespace.
+func FirstMount(e *Env, root string, o FirstMountOpts) ([]*FirstMountRow, error) {
+	p, err := Install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", Config, true)
+	if err != nil {
+		return nil, err
+	}
+	defer UnmountUnder(root)
+	var vp *Plugin
+	var vlog *LogReader
+	if o.Variant != "" {
+		if vp, err = Install(filepath.Join(root, "variant"), o.Variant, "flexblock", "loop", Config, true); err != nil {
+			return nil, err
+		}
+		vlog = &LogReader{Path: vp.Log}
+	}
+	c, err := StartCaller(e.SpawnBin)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	log := &LogReader{Path: p.Log}
+	plainDir := filepath.Join(root, "plain-mnt")
+	if err := os.MkdirAll(plainDir, 0o755); err != nil {
+		return nil, err
+	}
+	progress := func(format string, a ...any) {
+		if o.Progress != nil {
+			o.Progress(fmt.Sprintf(format, a...))
+		}
+	}
+	var rows []*FirstMountRow
+	for _, fs := range o.FSTypes {
+		for _, size := range o.Sizes {
+			row := &FirstMountRow{Storage: o.Storage, FS: fs, Size: size, Ours: &Series{Name: "flexblock mount"}, Plain: &Series{Name: "blkid + plain mkfs + mount"}}
+			withVariant := vp != nil && slices.Contains(o.VariantFS, fs)
+			if withVariant {
+				row.Variant = &Series{Name: "flexblock mount, proposal applied"}
+			}
+			rows = append(rows, row)
+			loop, err := NewLoop(filepath.Join(o.ImageDir, fmt.Sprintf("first-%s-%d.img", fs, size>>30)), size)
+			if err != nil {
+				return nil, err
+			}
+			no, np := o.Reps(size)
+			for i := 0; i < max(no, np); i++ {
+				if i < no {
+					progress("first mount %s %s on %s: flexblock #%d", fs, SizeName(size), o.Storage, i+1)
+					if err := row.ours(c, p, log, loop, i, row.Ours, &row.OursMkfs, &row.OursAlloc); err != nil {
+						loop.Close()
+						return nil, err
+					}
+					if withVariant {
+						if err := row.ours(c, vp, vlog, loop, i, row.Variant, &row.VariantMkfs, &row.VariantAlloc); err != nil {
+							loop.Close()
+							return nil, err
+						}
+					}
+				}
+				if i < np {
+					progress("first mount %s %s on %s: plain #%d", fs, SizeName(size), o.Storage, i+1)
+					if err := row.plain(c, loop, plainDir); err != nil {
+						loop.Close()
+						return nil, err
+					}
+				}
+			}
+			loop.Close()
+		}
+	}
+	return rows, nil
+}
+
+func settle(loop *Loop) error {
+	if err := loop.Blank(); err != nil {
+		return err
+	}
+	unix.Sync() // nothing of the previous run is left to write back during this one
+	return nil
+}
+
+func (row *FirstMountRow) ours(c *Caller, p *Plugin, log *LogReader, loop *Loop, i int, s *Series, mkfs, alloc *[]float64) error {
+	if err := settle(loop); err != nil {
+		return err
+	}
+	pod := p.PodDir(fmt.Sprintf("first-%d", i), "flexblock", "data")
+	if err := MkPodDir(pod); err != nil {
+		return err
+	}
+	log.Skip()
+	x, err := c.Run(KubeletEnv, p.Exe, "mount", pod, LoopOptions(loop.Dev, row.FS))
+	if err != nil {
+		return err
+	}
+	if a := Decode(x.Output); a.Status != "Success" {
+		return fmt.Errorf("flexblock first mount %s %s: %s", row.FS, SizeName(row.Size), a.Message)
+	}
+	calls, err := log.Next()
+	if err != nil || len(calls) != 1 {
+		return fmt.Errorf("driver log: want 1 call, got %d (%v)", len(calls), err)
+	}
+	formatted := false
+	for _, t := range calls[0].Tools {
+		if strings.HasPrefix(t.Tool, "mkfs.") {
+			*mkfs = append(*mkfs, t.Ms)
+			formatted = true
+		}
+	}
+	if !formatted {
+		return fmt.Errorf("flexblock did not format the blank %s", loop.Dev)
+	}
+	s.Add(x)
+	s.AddLog(calls[0])
+	if got := blkidType(loop.Dev); got != row.FS {
+		return fmt.Errorf("after flexblock mount %s holds %q", loop.Dev, got)
+	}
+	if _, _, err := p.Call(KubeletEnv, "unmount", pod); err != nil {
+		return err
+	}
+	*alloc = append(*alloc, float64(loop.Allocated()))
+	return os.Remove(pod)
+}
+
+func (row *FirstMountRow) plain(c *Caller, loop *Loop, dir string) error {
+	if err := settle(loop); err != nil {
+		return err
+	}
+	var total Sample
+	steps := [][]string{
+		{"blkid", "-p", "-s", "TYPE", "-s", "PTTYPE", "-o", "export", loop.Dev},
+		PlainMkfsArgs(row.FS, loop.Dev),
+		{"mount", "-t", row.FS, "-o", "defaults", loop.Dev, dir},
+	}
+	for i, argv := range steps {
+		path, err := exec.LookPath(argv[0])
+		if err != nil {
+			return err
+		}
+		x, err := c.Run(KubeletEnv, append([]string{path}, argv[1:]...)...)
+		if err != nil {
+			return err
+		}
+		if i == 0 && x.Exit != 2 {
+			return fmt.Errorf("plain: blkid on the blank device exited %d: %s", x.Exit, x.Output)
+		}
+		if i > 0 && x.Exit != 0 {
+			return fmt.Errorf("plain: %v exited %d: %s", argv, x.Exit, x.Output)
+		}
+		if i == 1 {
+			row.PlainMkfs = append(row.PlainMkfs, Ms(x.Wall))
+		}
+		total.Wall += x.Wall
+		total.CPU += x.CPU
+		total.MaxRSSKiB = max(total.MaxRSSKiB, x.MaxRSSKiB)
+		total.FloorKiB = max(total.FloorKiB, x.FloorKiB)
+	}
+	row.Plain.Add(total)
+	if err := unix.Unmount(dir, 0); err != nil {
+		return err
+	}
+	row.PlainAlloc = append(row.PlainAlloc, float64(loop.Allocated()))
+	return nil
+}
+
+func blkidType(dev string) string {
+	out, _ := exec.Command("blkid", "-p", "-s", "TYPE", "-o", "value", dev).Output()
+	return strings.TrimSpace(string(out))
+}
+
+func execCommand(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }

@@ -1,0 +1,91 @@
+package flexbench
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"os"
+)
+
+// CallLog is one driver call as its log tells it.
+type CallLog struct {
+	PID    int
+	Call   string
+	Status string
+	CallMs float64 // "call done" ms: from the start of app.Run to the answer
+	ToolMs float64 // sum of the "exec" ms of the tools it ran
+	Tools  []ToolLog
+}
+
+// ToolLog is one external program run by the driver's runner.
+type ToolLog struct {
+	Tool string
+	Ms   float64
+	Exit int
+}
+
+// OwnMs is the time the driver spent outside its tools, as the log has it.
+func (c CallLog) OwnMs() float64 { return c.CallMs - c.ToolMs }
+
+// LogReader reads the calls a driver's log gains between reads.
+type LogReader struct {
+	Path string
+	off  int64
+}
+
+// Skip moves past everything logged so far.
+func (r *LogReader) Skip() {
+	if st, err := os.Stat(r.Path); err == nil {
+		r.off = st.Size()
+	}
+}
+
+// Next returns the calls completed since the last read, in log order.
+func (r *LogReader) Next() ([]CallLog, error) {
+	f, err := os.Open(r.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(r.off, io.SeekStart); err != nil {
+		return nil, err
+	}
+	var out []CallLog
+	open := map[int]*CallLog{}
+	br := bufio.NewReader(f)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			r.off += int64(len(line))
+			var l struct {
+				Msg    string  `json:"msg"`
+				PID    int     `json:"pid"`
+				Call   string  `json:"call"`
+				Status string  `json:"status"`
+				Tool   string  `json:"tool"`
+				Ms     float64 `json:"ms"`
+				Exit   int     `json:"exit"`
+			}
+			if json.Unmarshal(line, &l) == nil {
+				c := open[l.PID]
+				if c == nil {
+					c = &CallLog{PID: l.PID}
+					open[l.PID] = c
+				}
+				switch l.Msg {
+				case "exec":
+					c.Tools = append(c.Tools, ToolLog{Tool: l.Tool, Ms: l.Ms, Exit: l.Exit})
+					c.ToolMs += l.Ms
+				case "call done":
+					c.Call, c.Status, c.CallMs = l.Call, l.Status, l.Ms
+					out = append(out, *c)
+					delete(open, l.PID)
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	return out, nil
+}

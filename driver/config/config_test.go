@@ -1,0 +1,70 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), FileName)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMissingFileGivesDefaults(t *testing.T) {
+	c, err := Load(filepath.Join(t.TempDir(), "nope.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Attach || !*c.FSGroup || !*c.SELinuxRelabel || c.LogFile != DefaultLogFile || c.StateDir != DefaultStateDir || c.DefaultFSType != "ext4" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.Timeout("rbd") != 90*time.Second || c.Timeout("whatever") != 60*time.Second {
+		t.Fatal("default timeouts")
+	}
+}
+
+func TestValues(t *testing.T) {
+	c, err := Load(write(t, `{"attach":true,"fsGroup":false,"timeouts":{"rbd":"5s","default":"7s"},"rbd":{"keyring":"/etc/ceph/k"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Attach || *c.FSGroup || !*c.SELinuxRelabel || c.Timeout("rbd") != 5*time.Second || c.Timeout("other") != 7*time.Second || c.Timeout("mkfs.ext4") != 10*time.Minute || c.RBD.Keyring != "/etc/ceph/k" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestBadConfigNamesFileAndField(t *testing.T) {
+	cases := map[string]string{
+		`{"atach":true}`:                      `unknown field "atach"`,
+		`{"attach":"yes"}`:                    `field "attach"`,
+		`{"timeouts":{"rbd":"soon"}}`:         `"soon" is not a positive duration`,
+		`{"timeouts":{"rbd":"-1s"}}`:          "positive duration",
+		`{"logFile":"relative/log"}`:          `field "logFile"`,
+		`{"stateDir":"/run/../etc"}`:          `field "stateDir"`,
+		`{"defaultFSType":"ntfs"}`:            `field "defaultFSType"`,
+		`{"logMaxBytes":-5}`:                  `field "logMaxBytes"`,
+		`{"attach":true} {}`:                  "trailing data",
+		`{"attach":`:                          "config",
+		`{"rbd":{"keyring":"k"}}`:             `field "rbd.keyring"`,
+		`{"iscsi":{"deviceTimeout":"never"}}`: "duration",
+	}
+	for body, want := range cases {
+		p := write(t, body)
+		_, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: err = %v, want file and %q", body, err, want)
+		}
+	}
+}
+
+func TestForExecutable(t *testing.T) {
+	if got := ForExecutable("/x/flexblock~rbd/rbd"); got != "/x/flexblock~rbd/flexblock.json" {
+		t.Fatal(got)
+	}
+}

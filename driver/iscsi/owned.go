@@ -1,0 +1,73 @@
+package iscsi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/flexblock/flexblock/driver/state"
+)
+
+// Kinds of open-iscsi objects the driver may own.
+const (
+	ownSession   = "session"   // a session flexblock logged in
+	ownNode      = "node"      // a node record flexblock created
+	ownDiscovery = "discovery" // a discovery record flexblock created
+	ownIface     = "iface"     // a dedicated iface flexblock created
+)
+
+// owned records, one small file per object, which sessions and records
+// flexblock created, so that the last flexblock user of a target logs out
+// a session another volume logged in, and nothing an administrator made
+// is ever logged out or deleted. The marker is written BEFORE the object
+// is made, so a driver killed in between leaves a marker, never an
+// unowned object.
+type owned struct{ dir string }
+
+func ownedIn(stateDir string) owned { return owned{dir: filepath.Join(stateDir, "iscsi")} }
+
+type marker struct {
+	Kind   string `json:"kind"`
+	IQN    string `json:"iqn,omitempty"`
+	Portal string `json:"portal,omitempty"`
+	Iface  string `json:"iface,omitempty"`
+}
+
+func (m marker) path(dir string) string {
+	sum := sha256.Sum256([]byte(m.Kind + "\x00" + m.IQN + "\x00" + m.Portal + "\x00" + m.Iface))
+	return filepath.Join(dir, m.Kind+"-"+hex.EncodeToString(sum[:12])+".json")
+}
+
+func (o owned) has(m marker) bool {
+	_, err := os.Stat(m.path(o.dir))
+	return err == nil
+}
+
+func (o owned) set(m marker) error {
+	b, _ := json.Marshal(m)
+	return state.WriteFileAtomic(m.path(o.dir), b, 0o600)
+}
+
+func (o owned) clear(m marker) error {
+	err := os.Remove(m.path(o.dir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func sessionMarker(iqn, portal, iface string) marker {
+	return marker{Kind: ownSession, IQN: iqn, Portal: portal, Iface: iface}
+}
+
+func nodeMarker(iqn, portal, iface string) marker {
+	return marker{Kind: ownNode, IQN: iqn, Portal: portal, Iface: iface}
+}
+
+func discoveryMarker(portal string) marker { return marker{Kind: ownDiscovery, Portal: portal} }
+
+func ifaceMarker(iface string) marker { return marker{Kind: ownIface, Iface: iface} }

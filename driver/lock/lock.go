@@ -1,0 +1,84 @@
+// Package lock serializes driver processes that work on the same volume (or
+// the same iSCSI target) with flock(2) on a file per key. The kernel drops a
+// flock when its holder dies, so a killed driver never leaves a stale lock.
+package lock
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pollInterval bounds how late a waiter notices a released lock.
+const pollInterval = 5 * time.Millisecond
+
+// Lock is a held lock.
+type Lock struct {
+	f   *os.File
+	key string
+}
+
+// ErrTimeout is returned when the lock was not free within the bound.
+var ErrTimeout = errors.New("lock wait timed out")
+
+// Acquire takes the exclusive lock for key under dir, waiting up to timeout.
+// Lock files are never removed: removing one would let two processes hold
+// "the same" lock on different inodes.
+func Acquire(ctx context.Context, dir, key string, timeout time.Duration) (*Lock, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, fileName(key)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return &Lock{f: f, key: key}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", key, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("volume %s is busy with another driver call: %w after %s", key, ErrTimeout, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// Release drops the lock.
+func (l *Lock) Release() {
+	if l != nil && l.f != nil {
+		_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+var plain = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+
+// fileName maps any key to a safe file name; readable keys stay readable.
+func fileName(key string) string {
+	if plain.MatchString(key) && key[0] != '.' {
+		return key + ".lock"
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:12]) + ".lock"
+}

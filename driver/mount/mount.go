@@ -1,0 +1,125 @@
+// Package mount mounts and unmounts through the mount(8) tools (so every
+// mount is bounded by the runner's timeout) and answers questions about the
+// mount table from mountinfo.
+package mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/sys/mountinfo"
+
+	"github.com/flexblock/flexblock/driver/runner"
+)
+
+// Mounter is the seam between the driver and the kernel's mount table.
+type Mounter interface {
+	// Mount mounts source (a device) at target.
+	Mount(ctx context.Context, source, target, fsType string, options []string) error
+	// Bind bind-mounts source at target, read-only when ro.
+	Bind(ctx context.Context, source, target string, ro bool) error
+	// Unmount unmounts target; a target that is not mounted is not an error.
+	Unmount(ctx context.Context, target string) error
+	// Lookup returns the mount at exactly path, or nil.
+	Lookup(path string) (*mountinfo.Info, error)
+	// Users returns the mounts of the same filesystem (device and root) as m,
+	// m itself excluded.
+	Users(m *mountinfo.Info) ([]*mountinfo.Info, error)
+}
+
+// Tools is the real Mounter.
+type Tools struct {
+	Run runner.Runner
+	// MountInfo is the mountinfo file to read: the calling process's by
+	// default, /proc/1/mountinfo when tools run in the host's namespace.
+	MountInfo string
+}
+
+// Mount runs mount -t fsType [-o options] source target.
+func (t *Tools) Mount(ctx context.Context, source, target, fsType string, options []string) error {
+	args := []string{"-t", fsType}
+	if len(options) > 0 {
+		args = append(args, "-o", strings.Join(options, ","))
+	}
+	args = append(args, source, target)
+	if _, err := t.Run.Run(ctx, runner.Cmd{Name: "mount", Args: args}); err != nil {
+		return fmt.Errorf("mount %s at %s: %w", source, target, err)
+	}
+	return nil
+}
+
+// Bind runs mount -o bind[,ro] source target. mount(8) does the read-only
+// remount itself, so the bind is never visible read-write.
+func (t *Tools) Bind(ctx context.Context, source, target string, ro bool) error {
+	opts := "bind"
+	if ro {
+		opts = "bind,ro"
+	}
+	if _, err := t.Run.Run(ctx, runner.Cmd{Name: "mount", Args: []string{"-o", opts, source, target}}); err != nil {
+		return fmt.Errorf("bind %s at %s: %w", source, target, err)
+	}
+	return nil
+}
+
+// Unmount runs umount target if target is a mount point.
+func (t *Tools) Unmount(ctx context.Context, target string) error {
+	m, err := t.Lookup(target)
+	if err != nil || m == nil {
+		return err
+	}
+	if _, err := t.Run.Run(ctx, runner.Cmd{Name: "umount", Args: []string{target}}); err != nil {
+		return fmt.Errorf("unmount %s: %w", target, err)
+	}
+	return nil
+}
+
+// Lookup finds the mount at path (the last one, if stacked).
+func (t *Tools) Lookup(path string) (*mountinfo.Info, error) {
+	ms, err := t.mounts(mountinfo.SingleEntryFilter(path))
+	if err != nil || len(ms) == 0 {
+		return nil, err
+	}
+	return ms[len(ms)-1], nil
+}
+
+// Users lists the other mounts of m's filesystem subtree.
+func (t *Tools) Users(m *mountinfo.Info) ([]*mountinfo.Info, error) {
+	return t.mounts(func(i *mountinfo.Info) (skip, stop bool) {
+		same := i.Major == m.Major && i.Minor == m.Minor && i.Root == m.Root
+		return !same || i.Mountpoint == m.Mountpoint, false
+	})
+}
+
+func (t *Tools) mounts(filter mountinfo.FilterFunc) ([]*mountinfo.Info, error) {
+	if t.MountInfo == "" {
+		return mountinfo.GetMounts(filter)
+	}
+	f, err := os.Open(t.MountInfo)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return mountinfo.GetMountsFromReader(f, filter)
+}
+
+// EmptyDir makes dir exist as a directory (0750, as kubelet makes them).
+func EmptyDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return nil
+}
+
+// RemoveDir removes dir if it is empty; a missing dir is fine.
+func RemoveDir(dir string) error {
+	err := os.Remove(dir)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("remove %s: %w", filepath.Clean(dir), err)
+}

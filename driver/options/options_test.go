@@ -1,0 +1,142 @@
+package options
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+func TestDecode(t *testing.T) {
+	cases := []struct {
+		in, wantErr string
+	}{
+		{`{"a":"b"}`, ""},
+		{`{}`, ""},
+		{`null`, "got null"},
+		{`[]`, "not a JSON object"},
+		{`{"a":1}`, `"a" must be a string`},
+		{`{"a":true}`, "got a boolean"},
+		{`{"a":null}`, "got null"},
+		{`{"a":{"b":"c"}}`, "got an object"},
+		{`{"a":["b"]}`, "got an array"},
+		{`{"a":"b"}x`, "trailing"},
+		{`{"a":"b"`, "not a JSON object"},
+		{`{"a b":"c"}`, "not a valid option name"},
+		{`{"a;rm":"c"}`, "not a valid option name"},
+		{`{"":"c"}`, "not a valid option name"},
+		{`{"a":"` + strings.Repeat("x", maxValueBytes+1) + `"}`, "bytes long"},
+		{strings.Repeat(" ", maxJSONBytes+1), "allowed"},
+	}
+	for _, tc := range cases {
+		_, err := Decode(tc.in)
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("Decode(%.40q) = %v, want %q", tc.in, err, tc.wantErr)
+		}
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestParseCommon(t *testing.T) {
+	cases := []struct {
+		name    string
+		o       Options
+		wantErr string
+		check   func(*Common) bool
+	}{
+		{"defaults", Options{}, "", func(c *Common) bool { return c.FSType == "ext4" && !c.ReadOnly && c.FSGroup == nil }},
+		{"kubelet fsType", Options{KeyFSType: "xfs"}, "", func(c *Common) bool { return c.FSType == "xfs" }},
+		{"user fsType wins", Options{KeyFSType: "xfs", "fsType": "btrfs"}, "", func(c *Common) bool { return c.FSType == "btrfs" }},
+		{"bad fsType", Options{KeyFSType: "ntfs"}, `"kubernetes.io/fsType" is "ntfs"`, nil},
+		{"fsType injection", Options{"fsType": "ext4 -o x"}, `"fsType"`, nil},
+		{"ro", Options{KeyReadWrite: "ro"}, "", func(c *Common) bool { return c.ReadOnly }},
+		{"readOnly option", Options{KeyReadWrite: "rw", "readOnly": "true"}, "", func(c *Common) bool { return c.ReadOnly }},
+		{"bad readwrite", Options{KeyReadWrite: "rx"}, "kubernetes.io/readwrite", nil},
+		{"bad readOnly", Options{"readOnly": "yes please"}, `"readOnly"`, nil},
+		{"fsGroup new key", Options{KeyFSGroup: "2000"}, "", func(c *Common) bool { return *c.FSGroup == 2000 }},
+		{"fsGroup old key", Options{KeyFSGroupOld: "3000"}, "", func(c *Common) bool { return *c.FSGroup == 3000 }},
+		{"bad fsGroup", Options{KeyFSGroup: "-1"}, "group ID", nil},
+		{"fsGroup garbage", Options{KeyFSGroupOld: "abc"}, "group ID", nil},
+		{"secret decoded", Options{SecretPrefix + "key": b64("AQB==")}, "", func(c *Common) bool { return c.Secrets["key"] == "AQB==" }},
+		{"secret trailing newline allowed", Options{SecretPrefix + "key": b64("k\n")}, "", func(c *Common) bool { return c.Secrets["key"] == "k\n" }},
+		{"secret bad base64", Options{SecretPrefix + "key": "!!!"}, "not valid base64", nil},
+		{"secret NUL", Options{SecretPrefix + "key": b64("a\x00b")}, "NUL", nil},
+		{"secret bad key name", Options{SecretPrefix + "../x": b64("a")}, "characters that are not allowed", nil},
+		{"mount options", Options{"mountOptions": "noatime, discard"}, "", func(c *Common) bool { return strings.Join(c.MountOptions, ",") == "noatime,discard" }},
+		{"mount option bind", Options{"mountOptions": "noatime,bind"}, `"bind" is not allowed`, nil},
+		{"mount option remount", Options{"mountOptions": "remount"}, "not allowed", nil},
+		{"mount option rw", Options{"mountOptions": "rw"}, "not allowed", nil},
+		{"mount option x-", Options{"mountOptions": "X-mount.mkdir"}, "not allowed", nil},
+		{"mount option context", Options{"mountOptions": "context=system_u"}, "not allowed", nil},
+		{"mount option injection", Options{"mountOptions": "noatime;rm -rf /"}, "not allowed", nil},
+		{"mount option space", Options{"mountOptions": "a b"}, "not allowed", nil},
+		{"mount option dash", Options{"mountOptions": "-rf"}, "not allowed", nil},
+		{"mount option empty item", Options{"mountOptions": "a,,b"}, "empty item", nil},
+		{"mkfs options", Options{"mkfsOptions": "-L data -i 8192"}, "", func(c *Common) bool { return len(c.MkfsOptions) == 4 }},
+		{"mkfs path", Options{"mkfsOptions": "-L /dev/sda"}, "not allowed", nil},
+		{"mkfs positional", Options{"mkfsOptions": "sda"}, "not allowed", nil},
+		{"mkfs two values", Options{"mkfsOptions": "-L a b"}, "not allowed", nil},
+		{"mkfs -d", Options{"mkfsOptions": "-d x"}, "reads host files", nil},
+		{"mkfs shell", Options{"mkfsOptions": "-L $(reboot)"}, "not allowed", nil},
+		{"unknown option", Options{"imgae": "x"}, `"imgae" is not a known option`, nil},
+		{"pod uid", Options{KeyPodUID: "../../etc"}, "kubernetes.io/pod.uid", nil},
+		{"volume name", Options{KeyVolumeName: "pv-1"}, "", func(c *Common) bool { return c.VolumeName == "pv-1" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseCommon(tc.o, "ext4", []string{"image"})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("unexpected %+v", c)
+			}
+		})
+	}
+}
+
+func TestValidators(t *testing.T) {
+	for _, v := range []string{"", "-rf", ".hidden", "..", "a/b", "a;b", "a b", "ä", strings.Repeat("a", 129)} {
+		if Name("image", v, 128) == nil {
+			t.Errorf("Name accepted %q", v)
+		}
+	}
+	for _, v := range []string{"img", "img-1.2_x", "A9"} {
+		if err := Name("image", v, 128); err != nil {
+			t.Errorf("Name(%q) = %v", v, err)
+		}
+	}
+	hp := map[string]string{"10.0.0.1": "10.0.0.1:6789", "mon:3300": "mon:3300", "[fd00::1]:6789": "[fd00::1]:6789", "fd00::1": "", "a..b": "", "h:0": "", "h:99999": "", "h;rm": "", "": ""}
+	for in, want := range hp {
+		got, err := HostPort("monitors", in, 6789)
+		if want == "" && err == nil || want != "" && got != want {
+			t.Errorf("HostPort(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	sizes := map[string]int64{"1Gi": 1 << 30, "512M": 512 << 20, "10G": 10 << 30, "1T": 1 << 40, "4096": 4096, "0": 0, "-1G": 0, "1X": 0, "": 0, "9999999999999T": 0}
+	for in, want := range sizes {
+		got, err := Size("size", in)
+		if want == 0 && err == nil || want != 0 && got != want {
+			t.Errorf("Size(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if _, err := OneOf("fencing", "maybe", "watchers", "watchers", "none"); err == nil {
+		t.Error("OneOf accepted maybe")
+	}
+	if v, _ := OneOf("fencing", "", "watchers", "watchers", "none"); v != "watchers" {
+		t.Error("OneOf default")
+	}
+}
+
+func TestErrorNamesFieldAndFix(t *testing.T) {
+	err := Errorf("pool", "use letters", "is %q", "x")
+	if err.Error() != `option "pool" is "x": use letters` {
+		t.Fatal(err)
+	}
+}

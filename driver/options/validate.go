@@ -1,0 +1,175 @@
+package options
+
+import (
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Name checks a name used in paths and tool arguments: letters, digits and
+// . _ - only, starting with a letter or digit (so never "..", never "-opt").
+func Name(field, v string, max int) error {
+	if v == "" {
+		return Errorf(field, "set it", "is empty")
+	}
+	if len(v) > max {
+		return Errorf(field, "use at most "+strconv.Itoa(max)+" characters", "is %d characters long", len(v))
+	}
+	if !nameRE.MatchString(v) {
+		return Errorf(field, "use letters, digits, '.', '_' and '-' only, starting with a letter or digit", "is %q, which has characters that are not allowed", printable(v))
+	}
+	return nil
+}
+
+var mountOptRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:=/+@-]*$`)
+
+// Mount options that would change what gets mounted where, not how.
+var forbiddenMountOpts = map[string]bool{
+	"bind": true, "rbind": true, "remount": true, "move": true, "loop": true,
+	"rw": true, "suid": true, "dev": true,
+}
+
+// MountOptions parses a comma-separated list of mount options. Each item is
+// checked on its own, so a value cannot smuggle in another option.
+func MountOptions(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			return nil, Errorf("mountOptions", "separate options with single commas, for example \"noatime,discard\"", "has an empty item")
+		}
+		if !mountOptRE.MatchString(item) {
+			return nil, Errorf("mountOptions", "use letters, digits and _ . : = / + @ - in each option", "item %q has characters that are not allowed", printable(item))
+		}
+		name := strings.ToLower(strings.SplitN(item, "=", 2)[0])
+		if forbiddenMountOpts[name] || strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "make-") || strings.HasPrefix(name, "context") {
+			return nil, Errorf("mountOptions", "remove it: read-only comes from the volume's readOnly, and flexblock handles binds itself", "item %q is not allowed", item)
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+var mkfsFlagRE = regexp.MustCompile(`^-{1,2}[A-Za-z0-9][A-Za-z0-9_.,:=+-]*$`)
+var mkfsValueRE = regexp.MustCompile(`^[A-Za-z0-9_.,:=+][A-Za-z0-9_.,:=+-]*$`)
+
+// Flags that read host files into the new filesystem or name another device.
+var forbiddenMkfs = map[string]bool{"-d": true, "-p": true, "--rootdir": true, "-l": true}
+
+// MkfsOptions parses space-separated extra mkfs arguments. A value must
+// follow a flag, and no '/' is allowed, so no argument can name a device or
+// a host path.
+func MkfsOptions(v string) ([]string, error) {
+	fields := strings.Fields(v)
+	prevFlag := false
+	for _, f := range fields {
+		switch {
+		case strings.HasPrefix(f, "-"):
+			if !mkfsFlagRE.MatchString(f) {
+				return nil, Errorf("mkfsOptions", "use flags like \"-L data\" or \"-i size=512\" with letters, digits and _ . , : = + -", "argument %q is not allowed", printable(f))
+			}
+			if forbiddenMkfs[f] {
+				return nil, Errorf("mkfsOptions", "remove it: it reads host files or names another device", "flag %q is not allowed", f)
+			}
+			prevFlag = true
+		case prevFlag && mkfsValueRE.MatchString(f):
+			prevFlag = false
+		default:
+			return nil, Errorf("mkfsOptions", "give values only right after their flag, with no '/' or shell characters", "argument %q is not allowed", printable(f))
+		}
+	}
+	return fields, nil
+}
+
+// HostPort checks "host[:port]" (IPv4, bracketed IPv6 or a DNS name) and
+// returns it with the default port added.
+func HostPort(field, v string, defPort int) (string, error) {
+	fix := "write host[:port], for example 10.0.0.5:6789 or [fd00::5]:6789 or mon1.example.com"
+	if v == "" || len(v) > 261 {
+		return "", Errorf(field, fix, "is %q", printable(v))
+	}
+	host, port := v, strconv.Itoa(defPort)
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		host, port = h, p
+	} else if strings.Count(v, ":") > 1 || strings.HasPrefix(v, "[") {
+		return "", Errorf(field, fix, "is %q", printable(v))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", Errorf(field, fix, "has an invalid port in %q", printable(v))
+	}
+	if net.ParseIP(host) == nil && !validDNSName(host) {
+		return "", Errorf(field, fix, "has an invalid host in %q", printable(v))
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+var dnsLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+func validDNSName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if !dnsLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// Size parses a size: bytes, or a number with K, M, G, T (binary) suffix,
+// optionally followed by "i" or "B" ("10Gi", "512M", "1T").
+func Size(field, v string) (int64, error) {
+	fix := `write a size such as "10Gi", "512Mi" or "1073741824"`
+	s := strings.TrimSuffix(strings.TrimSuffix(v, "B"), "i")
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K', 'k':
+			mult, s = 1<<10, s[:n-1]
+		case 'M', 'm':
+			mult, s = 1<<20, s[:n-1]
+		case 'G', 'g':
+			mult, s = 1<<30, s[:n-1]
+		case 'T', 't':
+			mult, s = 1<<40, s[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, Errorf(field, fix, "is %q, not a size", printable(v))
+	}
+	return n * mult, nil
+}
+
+// Bool parses "true"/"false" with a default for "".
+func Bool(o Options, field string, def bool) (bool, error) {
+	v, ok := o[field]
+	if !ok || v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, Errorf(field, `use "true" or "false"`, "is %q", printable(v))
+	}
+	return b, nil
+}
+
+// OneOf checks v against a fixed list, with a default for "".
+func OneOf(field, v, def string, allowed ...string) (string, error) {
+	if v == "" {
+		return def, nil
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v, nil
+		}
+	}
+	return "", Errorf(field, "use one of "+strings.Join(allowed, ", "), "is %q", printable(v))
+}

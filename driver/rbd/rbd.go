@@ -1,0 +1,397 @@
+package rbd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/options"
+	"github.com/flexblock/flexblock/driver/runner"
+	"github.com/flexblock/flexblock/driver/volume"
+)
+
+// Backend is the RBD backend. Its fields are the outside world, so tests
+// can replace them.
+type Backend struct {
+	// SysBus is /sys/bus/rbd: supported_features lives there.
+	SysBus string
+	// SysBlock is /sys/block: a mapped device's size and ro flag.
+	SysBlock string
+	// Sleep waits (fencing retries, the resize wait).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock the fencing bound is measured with.
+	Now func() time.Time
+	// Backoff is the fencing schedule: the wait before check n+1 (n from 0).
+	// Each wait is cut to what is left of the bound (config timeout
+	// "fencing", 35 s by default: a dead client's watch lingers ~30 s).
+	Backoff func(n int) time.Duration
+}
+
+// New returns the backend with the real sysfs and clock.
+func New() *Backend {
+	return &Backend{SysBus: "/sys/bus/rbd", SysBlock: "/sys/block", Sleep: sleep, Now: time.Now, Backoff: DefaultBackoff}
+}
+
+// DefaultBackoff is 1 s growing by 1.4 each time (as Kubernetes' in-tree
+// RBD plugin did): 1, 1.4, 2, 2.7, 3.8 ... s, at most 8 s so a watch that
+// expires is noticed soon even under a long bound.
+func DefaultBackoff(n int) time.Duration {
+	return min(time.Duration(float64(time.Second)*math.Pow(1.4, float64(min(n, 20)))), 8*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Name implements volume.Backend.
+func (*Backend) Name() string { return "rbd" }
+
+// Keys implements volume.Backend.
+func (*Backend) Keys() []string { return append([]string(nil), keys...) }
+
+// Parse implements volume.Backend. It validates only: nothing runs.
+func (b *Backend) Parse(c *options.Common, cfg *config.Config) (volume.Spec, error) {
+	v, err := parse(c, cfg)
+	if err != nil {
+		return nil, err
+	}
+	v.b = b
+	return v, nil
+}
+
+// mapping is what Release needs, saved in the state record: no
+// credentials, `rbd unmap` needs none.
+type mapping struct {
+	Pool      string `json:"pool"`
+	Namespace string `json:"namespace,omitempty"`
+	Image     string `json:"image"`
+	Snapshot  string `json:"snapshot,omitempty"`
+	Device    string `json:"device"`
+}
+
+func (m mapping) spec() string { return spec(m.Pool, m.Namespace, m.Image, m.Snapshot) }
+
+var deviceRE = regexp.MustCompile(`^/dev/rbd[0-9]+$`)
+
+// Acquire maps the image (creating it first when asked), after checking
+// the kernel supports its features and, for read-write, that no other
+// client watches it. An existing mapping of the same image is reused. If
+// the map itself fails, a mapping it may have left is removed.
+func (v *Volume) Acquire(ctx context.Context, env *volume.Env, nodeLocal bool) (string, json.RawMessage, error) {
+	if dev, err := v.mapped(ctx, env); err != nil || dev != "" {
+		return dev, v.data(dev), err
+	}
+	auth, done, err := v.auth(env, nodeLocal)
+	if err != nil {
+		return "", nil, err
+	}
+	defer done()
+	info, err := v.ensureImage(ctx, env, auth)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := v.checkFeatures(v.imageOnly(), info.Features); err != nil {
+		return "", nil, err
+	}
+	if v.Fencing {
+		if err := v.fence(ctx, env, auth); err != nil {
+			return "", nil, err
+		}
+	}
+	dev, err := v.mapImage(ctx, env, auth)
+	if err != nil {
+		return "", nil, errors.Join(err, v.undoMap(ctx, env))
+	}
+	env.Log.Info("mapped", "image", v.Spec(), "device", dev, "readOnly", v.ReadOnly)
+	return dev, v.data(dev), nil
+}
+
+func (v *Volume) data(dev string) json.RawMessage {
+	if dev == "" {
+		return nil
+	}
+	b, _ := json.Marshal(mapping{Pool: v.Pool, Namespace: v.Namespace, Image: v.Image, Snapshot: v.Snapshot, Device: dev})
+	return b
+}
+
+// deviceEntry is one element of `rbd device list --format json`.
+type deviceEntry struct {
+	Pool      string `json:"pool"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Snap      string `json:"snap"`
+	Device    string `json:"device"`
+}
+
+func listMapped(ctx context.Context, env *volume.Env) ([]deviceEntry, error) {
+	res, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: []string{"device", "list", "--format", "json"}})
+	if err != nil {
+		return nil, fmt.Errorf("list rbd mappings: %w", err)
+	}
+	var list []deviceEntry
+	if err := json.Unmarshal(res.Stdout, &list); err != nil {
+		return nil, fmt.Errorf("rbd device list: unexpected output: %v", err)
+	}
+	return list, nil
+}
+
+// is matches pool, namespace, image and snapshot exactly ("-" is rbd's
+// word for "no snapshot").
+func (e deviceEntry) is(m mapping) bool {
+	s := e.Snap
+	if s == "-" {
+		s = ""
+	}
+	return e.Pool == m.Pool && e.Namespace == m.Namespace && e.Name == m.Image && s == m.Snapshot &&
+		deviceRE.MatchString(e.Device)
+}
+
+func (v *Volume) key() mapping {
+	return mapping{Pool: v.Pool, Namespace: v.Namespace, Image: v.Image, Snapshot: v.Snapshot}
+}
+
+// mapped finds an existing mapping of exactly this pool/namespace/image/
+// snapshot (a retry, or a call that died after mapping). A read-only
+// mapping is not reused for a read-write volume.
+func (v *Volume) mapped(ctx context.Context, env *volume.Env) (string, error) {
+	list, err := listMapped(ctx, env)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range list {
+		if !e.is(v.key()) {
+			continue
+		}
+		if !v.ReadOnly && v.b.readOnlyDevice(e.Device) {
+			return "", fmt.Errorf("image %s is already mapped read-only on this node (%s): a read-write mount has to wait until the read-only users are gone", v.Spec(), e.Device)
+		}
+		env.Log.Info("reusing existing mapping", "image", v.Spec(), "device", e.Device)
+		return e.Device, nil
+	}
+	return "", nil
+}
+
+func (b *Backend) readOnlyDevice(dev string) bool {
+	raw, err := os.ReadFile(filepath.Join(b.SysBlock, filepath.Base(dev), "ro"))
+	return err == nil && strings.TrimSpace(string(raw)) == "1"
+}
+
+type imageInfo struct {
+	Size     int64    `json:"size"`
+	Features []string `json:"features"`
+}
+
+// ensureImage returns the image's info, creating it first when it is
+// missing and a size was given.
+func (v *Volume) ensureImage(ctx context.Context, env *volume.Env, auth []string) (imageInfo, error) {
+	info, err := v.info(ctx, env, auth)
+	if err == nil || !isNotFound(err) {
+		return info, err
+	}
+	if v.Size == 0 {
+		if v.Snapshot != "" {
+			return info, fmt.Errorf("image or snapshot %s does not exist: create the snapshot (rbd snap create %s) or fix the options image and snapshot: %w", v.Spec(), v.Spec(), err)
+		}
+		return info, fmt.Errorf("image %s does not exist: create it (rbd create --size 10G %s) or set the option size to have flexblock create it on first use", v.Spec(), v.Spec())
+	}
+	// Refuse before creating an image this kernel could not map.
+	if err := v.checkFeatures(v.imageOnly(), v.Features); err != nil {
+		return info, fmt.Errorf("not creating it: %w (choose imageFeatures this kernel supports, layering maps everywhere)", err)
+	}
+	args := []string{"create", v.imageOnly(), "--size", strconv.FormatInt(mib(v.Size), 10) + "M",
+		"--image-format", "2", "--image-feature", strings.Join(v.Features, ",")}
+	if v.DataPool != "" {
+		args = append(args, "--data-pool", v.DataPool)
+	}
+	if _, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append(args, auth...)}); err != nil {
+		if !isExists(err) { // "exists": another node created it meanwhile, use that
+			return info, fmt.Errorf("create image %s: %w", v.Spec(), err)
+		}
+	} else {
+		env.Log.Info("created image", "image", v.Spec(), "bytes", v.Size, "features", v.Features)
+	}
+	return v.info(ctx, env, auth)
+}
+
+func (v *Volume) info(ctx context.Context, env *volume.Env, auth []string) (imageInfo, error) {
+	var info imageInfo
+	res, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append([]string{"info", v.Spec(), "--format", "json"}, auth...), Quiet: true})
+	switch {
+	case errors.Is(err, runner.ErrTimeout):
+		return info, fmt.Errorf("image %s: no answer from the monitors %s: check that they are reachable from this node: %w", v.Spec(), v.Monitors, err)
+	case err != nil && strings.Contains(err.Error(), "couldn't connect to the cluster"):
+		return info, fmt.Errorf("image %s: %s: %w%s", v.Spec(), v.connectHint(err, authUser(auth, v.User)), err, errnoText(err))
+	case err != nil:
+		return info, fmt.Errorf("image %s: %w", v.Spec(), err)
+	}
+	if err := json.Unmarshal(res.Stdout, &info); err != nil {
+		return info, fmt.Errorf("rbd info %s: unexpected output: %v", v.Spec(), err)
+	}
+	return info, nil
+}
+
+// connectHint explains rbd's "couldn't connect to the cluster": rbd exits
+// with the errno, 13 (EACCES) or 1 (EPERM) when the monitors refused the
+// user or its key.
+func (v *Volume) connectHint(err error, user string) string {
+	switch runner.ExitCode(err) {
+	case int(syscall.EACCES), int(syscall.EPERM):
+		return fmt.Sprintf("the monitors %s refused user %q: its key is wrong or the user does not exist (compare with `ceph auth get client.%s`)", v.Monitors, user, user)
+	}
+	return fmt.Sprintf("could not connect to the monitors %s as user %q: check the monitors, the user and its key", v.Monitors, user)
+}
+
+// errnoText adds Ceph's "(N) Reason" for rbd's exit status (its errno)
+// when rbd's own message does not say it.
+func errnoText(err error) string {
+	var ee *runner.ExitError
+	if !errors.As(err, &ee) || ee.Code <= 0 || ee.Code > 255 || strings.Contains(ee.Stderr, fmt.Sprintf("(%d) ", ee.Code)) {
+		return ""
+	}
+	msg := syscall.Errno(ee.Code).Error()
+	return fmt.Sprintf(" (%d) %s", ee.Code, strings.ToUpper(msg[:1])+msg[1:])
+}
+
+// authUser is the --id in auth.
+func authUser(auth []string, def string) string {
+	for i := 0; i+1 < len(auth); i++ {
+		if auth[i] == "--id" {
+			return auth[i+1]
+		}
+	}
+	return def
+}
+
+func isNotFound(err error) bool {
+	var ee *runner.ExitError
+	return errors.As(err, &ee) && strings.Contains(ee.Stderr, "(2) No such file or directory") &&
+		!strings.Contains(ee.Stderr, "error opening pool")
+}
+
+func isExists(err error) bool {
+	var ee *runner.ExitError
+	return errors.As(err, &ee) && strings.Contains(ee.Stderr, "File exists")
+}
+
+// checkFeatures refuses features this kernel cannot map, before `rbd map`
+// fails with an obscure "(6) No such device or address".
+func (v *Volume) checkFeatures(image string, features []string) error {
+	b, err := os.ReadFile(filepath.Join(v.b.SysBus, "supported_features"))
+	if err != nil {
+		return nil // rbd module not loaded yet: rbd map loads it and checks
+	}
+	supported, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x"), 16, 64)
+	if err != nil {
+		return nil
+	}
+	var bad []string
+	for _, f := range features {
+		if bit, ok := featureBits[f]; ok && supported&bit == 0 {
+			bad = append(bad, f)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("image %s has features this node's kernel cannot map: %s; disable them with: rbd feature disable %s %s",
+		image, strings.Join(bad, ", "), image, strings.Join(bad, " "))
+}
+
+type status struct {
+	Watchers []struct {
+		Address string `json:"address"`
+	} `json:"watchers"`
+}
+
+// fence waits, with a bounded backoff, until no other client watches the
+// image: a node that died keeps its watch for about 30 s.
+func (v *Volume) fence(ctx context.Context, env *volume.Env, auth []string) error {
+	bound := v.cfg.Timeout("fencing")
+	deadline := v.b.Now().Add(bound)
+	for n := 0; ; n++ {
+		watchers, err := v.watchers(ctx, env, auth)
+		if err != nil || len(watchers) == 0 {
+			return err
+		}
+		left := deadline.Sub(v.b.Now())
+		if left <= 0 {
+			return fmt.Errorf("image %s is in use by %s: another client has it open (mapped read-write on another node?); flexblock refuses a second writer after waiting %s (unmap it there, mount read-only, or set fencing: \"none\" if the filesystem is cluster-aware)",
+				v.Spec(), strings.Join(watchers, ", "), bound)
+		}
+		env.Log.Info("image has watchers, waiting", "image", v.Spec(), "watchers", watchers, "left", left.String())
+		if err := v.b.Sleep(ctx, min(v.b.Backoff(n), left)); err != nil {
+			return err
+		}
+	}
+}
+
+func (v *Volume) watchers(ctx context.Context, env *volume.Env, auth []string) ([]string, error) {
+	res, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append([]string{"status", v.imageOnly(), "--format", "json"}, auth...)})
+	if err != nil {
+		return nil, fmt.Errorf("image %s status: %w", v.Spec(), err)
+	}
+	var st status
+	if err := json.Unmarshal(res.Stdout, &st); err != nil {
+		return nil, fmt.Errorf("rbd status %s: unexpected output: %v", v.Spec(), err)
+	}
+	var out []string
+	for _, w := range st.Watchers {
+		out = append(out, w.Address)
+	}
+	return out, nil
+}
+
+func (v *Volume) mapImage(ctx context.Context, env *volume.Env, auth []string) (string, error) {
+	args := []string{"map", v.Spec()}
+	if v.ReadOnly {
+		args = append(args, "--read-only")
+	}
+	if len(v.MapOptions) > 0 {
+		args = append(args, "-o", strings.Join(v.MapOptions, ","))
+	}
+	res, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append(args, auth...)})
+	if err != nil {
+		return "", fmt.Errorf("map %s: %w", v.Spec(), err)
+	}
+	dev := strings.TrimSpace(string(res.Stdout))
+	if !deviceRE.MatchString(dev) {
+		return "", fmt.Errorf("map %s: rbd printed %q, not a device", v.Spec(), dev)
+	}
+	return dev, nil
+}
+
+// undoMap removes a mapping a failed (for example killed at its timeout)
+// `rbd map` may have made: there was none before it (mapped said so), and
+// the volume lock keeps other calls of this driver away.
+func (v *Volume) undoMap(ctx context.Context, env *volume.Env) error {
+	ctx = context.WithoutCancel(ctx) // the runner still bounds each call
+	list, err := listMapped(ctx, env)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range list {
+		if e.is(v.key()) {
+			env.Log.Warn("removing the mapping of a failed map", "image", v.Spec(), "device", e.Device)
+			errs = append(errs, unmap(ctx, env, e.Device))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,74 @@
+// Package volume is the node-side lifecycle every backend shares: global
+// mount plus per-pod binds (attach:false), or waitforattach/mountdevice
+// (attach:true); safe format; state records; locks. Backends only make a
+// device appear (Acquire) and disappear (Release).
+package volume
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/logging"
+	"github.com/flexblock/flexblock/driver/options"
+	"github.com/flexblock/flexblock/driver/runner"
+	"github.com/flexblock/flexblock/driver/state"
+)
+
+// Env is what a backend may use.
+type Env struct {
+	Config   *config.Config
+	Run      runner.Runner
+	Mask     *logging.Masker
+	Log      *slog.Logger
+	StateDir string
+}
+
+// Backend is a kind of block storage (rbd, iscsi).
+type Backend interface {
+	// Name is the driver name after "flexblock/" ("rbd").
+	Name() string
+	// Keys lists the backend's own option names.
+	Keys() []string
+	// Parse validates the options into a volume; nothing may run yet.
+	Parse(c *options.Common, cfg *config.Config) (Spec, error)
+	// Release undoes Acquire from a state record alone (no options, no
+	// secrets). A device that is already gone is success.
+	Release(ctx context.Context, env *Env, rec *state.Record) error
+}
+
+// Spec is one validated volume.
+type Spec interface {
+	// ID is a stable file-name-safe identity of the storage (not of the
+	// pod volume name): two pods using one image share it.
+	ID() string
+	// LockKeys are extra locks held with the volume's own (for example
+	// the iSCSI target, so two LUNs of one target never log in at once).
+	LockKeys() []string
+	// Acquire makes the device appear on this node and returns its path
+	// and the data Release needs. nodeLocal means: no Secret was passed,
+	// use the node-local credentials from config. On error it must undo
+	// what it did itself.
+	Acquire(ctx context.Context, env *Env, nodeLocal bool) (device string, data json.RawMessage, err error)
+	// Expand grows the underlying device to at least newSize bytes and
+	// makes the kernel see the new size.
+	Expand(ctx context.Context, env *Env, rec *state.Record, newSize int64) error
+}
+
+// Hook is called at each step of mount and unmount with the step's name.
+// Production builds leave it a no-op; test builds (-tags flexblocktest)
+// set it to kill the process at a chosen step, to prove that kubelet's
+// retry converges after a crash anywhere.
+var Hook = func(step string) {}
+
+// Steps passed to Hook.
+const (
+	StepAfterAcquire       = "after-acquire"
+	StepAfterFormat        = "after-format"
+	StepAfterGlobalMount   = "after-global-mount"
+	StepAfterBind          = "after-bind"
+	StepAfterUnbind        = "after-unbind"
+	StepAfterGlobalUnmount = "after-global-unmount"
+	StepBeforeRelease      = "before-release"
+)

@@ -1,0 +1,59 @@
+package volume
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Path shapes kubelet uses (flexvolume-protocol.md). Every component is a
+// plain name, so a matching path can never escape the kubelet root.
+var (
+	podDirRE = regexp.MustCompile(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/pods/([A-Za-z0-9-]{1,64})/volumes/flexblock~([a-z]+)/([A-Za-z0-9][A-Za-z0-9._-]{0,252})$`)
+	devDirRE = regexp.MustCompile(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/plugins/kubernetes.io/flexvolume/flexblock/([a-z]+)/mounts/([A-Za-z0-9][A-Za-z0-9._:-]{0,252})$`)
+)
+
+// PodDir validates a pod volume dir and returns the kubelet root.
+func PodDir(p, backend, wantRoot string) (string, error) {
+	const shape = "<kubelet root>/pods/<pod uid>/volumes/flexblock~%s/<volume name>"
+	return matchRoot(podDirRE, p, backend, wantRoot, 3, "pod volume dir", fmt.Sprintf(shape, backend))
+}
+
+// DeviceMountPath validates kubelet's global mount dir (attach mode).
+func DeviceMountPath(p, backend, wantRoot string) (string, error) {
+	const shape = "<kubelet root>/plugins/kubernetes.io/flexvolume/flexblock/%s/mounts/<volume name>"
+	return matchRoot(devDirRE, p, backend, wantRoot, 2, "device mount path", fmt.Sprintf(shape, backend))
+}
+
+func matchRoot(re *regexp.Regexp, p, backend, wantRoot string, backendGroup int, what, shape string) (string, error) {
+	if len(p) > 4096 || filepath.Clean(p) != p || strings.Contains(p, "/../") || strings.Contains(p, "/./") {
+		return "", fmt.Errorf("%s %q is not a clean absolute path of the form %s", what, short(p), shape)
+	}
+	m := re.FindStringSubmatch(p)
+	if m == nil || m[backendGroup] != backend {
+		return "", fmt.Errorf("%s %q is not of the form %s", what, short(p), shape)
+	}
+	root := m[1]
+	for _, part := range strings.Split(root, "/") {
+		if part == ".." || part == "." {
+			return "", fmt.Errorf("%s %q: kubelet root must be a clean path", what, short(p))
+		}
+	}
+	if wantRoot != "" && root != wantRoot {
+		return "", fmt.Errorf("%s %q is outside the kubelet root %s (config kubeletRoot); fix kubeletRoot in the driver config if kubelet uses another --root-dir", what, short(p), wantRoot)
+	}
+	return root, nil
+}
+
+// GlobalMount is where flexblock mounts a device once per node.
+func GlobalMount(root, backend, id string) string {
+	return filepath.Join(root, "plugins", "flexblock", backend, "mounts", id)
+}
+
+func short(s string) string {
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
+}

@@ -1,0 +1,48 @@
+# iSCSI target unreachable: a portal that refuses connections and a portal
+# that accepts and never answers (a hung target) both give a Failure within
+# the configured iscsiadm timeout, leave no iscsiadm process running, and no
+# session, record or marker.
+install_driver iscsi '{"timeouts":{"iscsiadm":"8s"},"iscsi":{"deviceTimeout":"10s"}}'
+sd_devices() { for d in /sys/block/sd*; do [ -e "$d" ] && printf '%s ' "${d##*/}"; done; true; }
+assert_iscsi_clean() {
+	assert_eq "$(iscsi_session_count)" 0 "iSCSI sessions left"
+	if iscsiadm -m node >/dev/null 2>&1; then fail "node records left: $(iscsiadm -m node)"; fi
+	[ -z "$(ls -A "$STATE_DIR/iscsi" 2>/dev/null)" ] || fail "driver markers left: $(ls "$STATE_DIR/iscsi")"
+}
+pod=$(pod_dir down iscsi data)
+# the driver's own duration of its last call, from its log
+took() { jq -r 'select(.msg == "call done") | .ms | floor' "$LOG_FILE" | tail -1; }
+
+flexcall iscsi mount "$pod" "$(kopts targetPortal=127.0.0.1:3999 iqn="$ISCSI_PLAIN" lun=1)"
+expect Failure "could not connect to the portal 127.0.0.1:3999"
+note "refused portal: Failure after $(took) ms"
+[ "$(took)" -lt 9000 ] || fail "took $(took) ms, more than the 8 s iscsiadm bound"
+assert_iscsi_clean
+
+python3 -c '
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 3262))
+s.listen(16)
+held = []
+while True:
+    held.append(s.accept()[0])
+' &
+hole=$!
+prev_exit=$(trap -p EXIT | sed "s/^trap -- '\(.*\)' EXIT$/\1/")
+on_exit() {
+	local rc=$?
+	kill "$hole" 2>/dev/null || true
+	if [ "$rc" = 0 ]; then eval "$prev_exit"; else (exit "$rc") || eval "$prev_exit"; fi
+}
+trap on_exit EXIT
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/3262) 2>/dev/null && break; sleep 0.1; done
+flexcall iscsi mount "$pod" "$(kopts targetPortal=127.0.0.1:3262 iqn="$ISCSI_PLAIN" lun=1)"
+expect Failure "timed out after 8s"
+if pgrep -x iscsiadm >/dev/null; then fail "iscsiadm still running: $(pgrep -ax iscsiadm)"; fi
+note "hung portal: Failure after $(took) ms (iscsiadm bound 8 s), no iscsiadm left running"
+[ "$(took)" -lt 9000 ] || fail "took $(took) ms"
+assert_iscsi_clean
+is_mounted "$pod" && fail "mounted"
+true

@@ -1,0 +1,3 @@
+# Deliberately broken: a bare non-zero exit.
+echo "exiting 3"
+exit 3

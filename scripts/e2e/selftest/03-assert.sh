@@ -1,0 +1,2 @@
+# Deliberately broken: a failed assertion.
+assert_eq got wanted "deliberate mismatch"
