@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/flexblock/flexblock/driver/runner"
 )
@@ -28,35 +29,74 @@ type Formatter struct {
 	Run runner.Runner
 	// ReadCheck checks the device can be read; tests replace it.
 	ReadCheck func(dev string) error
+	// Sleep waits between read attempts; tests replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
+
+// readAttempts bounds how often a blank probe plus read check is tried.
+// A fresh path (a multipath map being assembled over new LUN paths, a
+// device just mapped) can fail a read transiently; a device that keeps
+// failing is refused.
+const readAttempts = 3
 
 // Prepare makes dev ready to mount as fsType: it probes, formats a blank
 // read-write device, refuses anything else that is not fsType, and runs
 // fsck before a read-write ext mount. It returns whether it formatted.
 func (f *Formatter) Prepare(ctx context.Context, dev, fsType string, readOnly bool, mkfsOpts []string) (bool, error) {
-	p, err := f.Probe(ctx, dev)
-	if err != nil {
-		return false, err
-	}
-	if p.Blank {
+	for attempt := 1; ; attempt++ {
+		p, err := f.Probe(ctx, dev)
+		if err != nil {
+			return false, err
+		}
+		if !p.Blank {
+			return false, f.prepareExisting(ctx, p, dev, fsType, readOnly)
+		}
 		if readOnly {
 			return false, fmt.Errorf("device %s is blank and the volume is read-only: flexblock never formats a read-only volume; mount it read-write once to format it", dev)
 		}
-		if err := f.readCheck(dev); err != nil {
-			return false, fmt.Errorf("device %s looks blank but cannot be read (%v): refusing to format it, since an unreadable device always looks blank", dev, err)
+		// blkid also says "blank" when it cannot read: only a probe
+		// followed by a good read of both ends, in the same attempt, is
+		// trusted, so a retry re-probes too.
+		err = f.readCheck(dev)
+		if err == nil {
+			if err := f.Mkfs(ctx, dev, fsType, mkfsOpts); err != nil {
+				return false, err
+			}
+			return true, nil
 		}
-		if err := f.Mkfs(ctx, dev, fsType, mkfsOpts); err != nil {
+		if attempt == readAttempts {
+			return false, fmt.Errorf("device %s looks blank but cannot be read (%v, %d attempts): refusing to format it, since an unreadable device always looks blank", dev, err, attempt)
+		}
+		if err := f.sleep(ctx, time.Duration(attempt)*500*time.Millisecond); err != nil {
 			return false, err
 		}
-		return true, nil
 	}
+}
+
+// prepareExisting checks a device that holds a signature and runs fsck
+// before a read-write mount.
+func (f *Formatter) prepareExisting(ctx context.Context, p Probe, dev, fsType string, readOnly bool) error {
 	if err := p.check(dev, fsType); err != nil {
-		return false, err
+		return err
 	}
 	if !readOnly {
-		return false, f.Fsck(ctx, dev, fsType)
+		return f.Fsck(ctx, dev, fsType)
 	}
-	return false, nil
+	return nil
+}
+
+func (f *Formatter) sleep(ctx context.Context, d time.Duration) error {
+	if f.Sleep != nil {
+		return f.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (p Probe) check(dev, fsType string) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flexblock/flexblock/driver/runner"
 )
@@ -17,8 +18,10 @@ func formatter(s *runner.Script, readable bool) *Formatter {
 			return nil
 		}
 		return errors.New("input/output error")
-	}}
+	}, Sleep: noSleep}
 }
+
+func noSleep(context.Context, time.Duration) error { return nil }
 
 func TestPrepare(t *testing.T) {
 	blkid := "blkid -p -s TYPE -s PTTYPE -o export " + dev
@@ -44,7 +47,7 @@ func TestPrepare(t *testing.T) {
 			wantCalls: []string{blkid, "mkfs.btrfs -f -K " + dev}, formatted: true},
 		{name: "blank but unreadable", fs: "ext4", readable: false,
 			script:    func(s *runner.Script) { s.On("blkid", "", 2) },
-			wantCalls: []string{blkid}, wantErr: "cannot be read"},
+			wantCalls: []string{blkid, blkid, blkid}, wantErr: "cannot be read"},
 		{name: "blank read-only", fs: "ext4", ro: true, readable: true,
 			script:    func(s *runner.Script) { s.On("blkid", "", 2) },
 			wantCalls: []string{blkid}, wantErr: "never formats a read-only volume"},
@@ -101,6 +104,43 @@ func TestPrepare(t *testing.T) {
 				t.Errorf("formatted = %v", formatted)
 			}
 		})
+	}
+}
+
+// A read that fails once (a path still coming up) is retried with a fresh
+// probe; the device is formatted only after a clean probe and read.
+func TestPrepareRetriesTransientReadError(t *testing.T) {
+	s := &runner.Script{Strict: true}
+	s.On("blkid", "", 2).On("mkfs", "", 0)
+	reads := 0
+	f := &Formatter{Run: s, Sleep: noSleep, ReadCheck: func(string) error {
+		if reads++; reads == 1 {
+			return errors.New("input/output error")
+		}
+		return nil
+	}}
+	formatted, err := f.Prepare(context.Background(), dev, "ext4", false, nil)
+	if err != nil || !formatted {
+		t.Fatalf("formatted=%v err=%v", formatted, err)
+	}
+	blkid := "blkid -p -s TYPE -s PTTYPE -o export " + dev
+	want := []string{blkid, blkid, "mkfs.ext4 -F -m0 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 " + dev}
+	if got := strings.Join(s.Lines(), "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// A signature found on the re-probe wins: nothing is formatted.
+func TestPrepareReprobeFindsSignature(t *testing.T) {
+	s := &runner.Script{Strict: true}
+	s.On("blkid", "", 2)
+	f := &Formatter{Run: s, Sleep: noSleep, ReadCheck: func(string) error {
+		s.On("blkid", "TYPE=xfs\n", 0) // the device now reads: it holds xfs
+		return errors.New("input/output error")
+	}}
+	formatted, err := f.Prepare(context.Background(), dev, "ext4", false, nil)
+	if formatted || err == nil || !strings.Contains(err.Error(), "holds xfs") {
+		t.Fatalf("formatted=%v err=%v", formatted, err)
 	}
 }
 

@@ -321,11 +321,18 @@ func (a *acquirer) waitDevice(ctx context.Context) (dev string, sds []string, dm
 			if name != "" && exists(filepath.Join(b.DevRoot, "mapper", name)) {
 				node = filepath.Join(b.DevRoot, "mapper", name)
 			}
-			if exists(node) {
+			// multipathd builds a map from the first path and reloads it
+			// as the others arrive; I/O on a map still being assembled
+			// can fail, so wait for all paths (bounded by the deadline).
+			complete := b.mapComplete(dm, sds)
+			if exists(node) && (complete || !b.Now().Before(deadline)) {
+				if !complete {
+					a.env.Log.Warn("multipath map does not hold every path, using it anyway", "map", dm, "paths", sds)
+				}
 				return node, sds, dm, name, nil
 			}
 		}
-		if len(v.Portals) == 1 {
+		if len(v.Portals) == 1 && dm == "" {
 			return filepath.Join(b.DevRoot, sds[0]), sds, "", "", nil
 		}
 		if !b.Now().Before(deadline) {

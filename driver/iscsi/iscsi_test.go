@@ -488,6 +488,33 @@ func TestMultipathMissingIsAFailureThatUndoes(t *testing.T) {
 	}
 }
 
+// multipathd builds the map from the first path and adds the second later;
+// the backend waits for the complete, resumed map before using it.
+func TestMultipathWaitsForEveryPath(t *testing.T) {
+	n := newNode(t)
+	var usedAt int
+	n.onSleep = func(k int) {
+		usedAt = k
+		switch k {
+		case 3:
+			n.addDM(4, "mpatha", "sda")
+			n.file(filepath.Join(n.sys, "block", "dm-4", "dm", "suspended"), "0")
+		case 5:
+			n.file(filepath.Join(n.sys, "block", "dm-4", "dm", "suspended"), "1")
+			n.mkdir(filepath.Join(n.sys, "block", "dm-4", "slaves", "sdb"))
+		case 7:
+			n.file(filepath.Join(n.sys, "block", "dm-4", "dm", "suspended"), "0")
+		}
+	}
+	dev, _, err := n.acquire(n.mustParse(plain("1", "portals", "10.0.0.2")...), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev != filepath.Join(n.dev, "mapper", "mpatha") || usedAt != 7 {
+		t.Fatalf("device %s after %d sleeps, want the map after 7", dev, usedAt)
+	}
+}
+
 // A single portal whose sd multipathd already holds: the map is used (the
 // sd is busy under it).
 func TestSinglePortalUnderMultipath(t *testing.T) {

@@ -192,6 +192,21 @@ func (b *Backend) multipathHolder(sds []string) (dm, name string) {
 	return "", ""
 }
 
+// mapComplete says whether the dm map holds every one of sds as a slave
+// and is not suspended (multipathd suspends it while reloading its table).
+func (b *Backend) mapComplete(dm string, sds []string) bool {
+	dir := filepath.Join(b.SysRoot, "block", dm)
+	if readAttr(filepath.Join(dir, "dm", "suspended")) == "1" {
+		return false
+	}
+	for _, sd := range sds {
+		if !exists(filepath.Join(dir, "slaves", sd)) {
+			return false
+		}
+	}
+	return true
+}
+
 // sizeBytes is a block device's size from sysfs (0 when unknown).
 func (b *Backend) sizeBytes(dev string) int64 {
 	n, _ := strconv.ParseInt(readAttr(filepath.Join(b.SysRoot, "block", dev, "size")), 10, 64)
