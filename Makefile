@@ -4,6 +4,9 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/flexblock
 GO_LDFLAGS := -s -w -X main.version=$(VERSION)
+# urfave_cli_no_docs drops urfave/cli's man/markdown generator (and its
+# package init) from the binary: every kubelet call pays for what is linked.
+GO_TAGS := urfave_cli_no_docs
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -16,10 +19,10 @@ deps: ## install host tools and Go (idempotent)
 	@scripts/deps.sh
 
 build-test: ## build the test binary (adds the loop backend and crash hooks) into bin/flexblock-test
-	CGO_ENABLED=0 go build -tags flexblocktest -o bin/flexblock-test .
+	CGO_ENABLED=0 go build -tags $(GO_TAGS),flexblocktest -o bin/flexblock-test .
 
 build: ## build the static driver binary into bin/flexblock
-	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $(BIN) .
+	CGO_ENABLED=0 go build -trimpath -tags $(GO_TAGS) -ldflags '$(GO_LDFLAGS)' -o $(BIN) .
 
 test: deps lint unit fuzz conformance e2e ## everything CI runs: lint, unit + host tests, fuzz, kubelet conformance, real-kernel e2e
 

@@ -4,11 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/internal/lazyre"
 	"github.com/flexblock/flexblock/driver/options"
 )
 
@@ -47,13 +47,13 @@ const (
 // letters, digits, '-', '.' and ':'; eui. with 16 hex digits; naa. with 16
 // or 32 hex digits.
 var (
-	iqnRE = regexp.MustCompile(`^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:-]+)?$`)
-	euiRE = regexp.MustCompile(`^eui\.[0-9A-Fa-f]{16}$`)
-	naaRE = regexp.MustCompile(`^naa\.([0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$`)
+	iqnRE = lazyre.New(`^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:-]+)?$`)
+	euiRE = lazyre.New(`^eui\.[0-9A-Fa-f]{16}$`)
+	naaRE = lazyre.New(`^naa\.([0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$`)
 	// Interface names: open-iscsi's own names of offload ifaces contain ':'
 	// (be2iscsi.00:00:c9:...), so ':' is allowed besides Name's charset.
-	ifaceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
-	lunRE   = regexp.MustCompile(`^[0-9]{1,5}$`)
+	ifaceRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+	lunRE   = lazyre.New(`^[0-9]{1,5}$`)
 )
 
 // chap is one set of CHAP credentials (In: mutual CHAP, the target's).

@@ -11,10 +11,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flexblock/flexblock/driver/internal/lazyre"
 )
 
 // pollInterval bounds how late a waiter notices a released lock.
@@ -72,7 +73,7 @@ func (l *Lock) Release() {
 	}
 }
 
-var plain = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+var plain = lazyre.New(`^[A-Za-z0-9._-]{1,100}$`)
 
 // fileName maps any key to a safe file name; readable keys stay readable.
 func fileName(key string) string {

@@ -11,9 +11,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/internal/lazyre"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/state"
 	"github.com/flexblock/flexblock/driver/volume"
@@ -33,7 +33,7 @@ func (*Backend) Keys() []string { return []string{"device"} }
 
 // Loop devices, and device-mapper devices stacked on them (error and
 // flakey targets for the data-safety tests).
-var loopRE = regexp.MustCompile(`^/dev/(loop[0-9]{1,4}|mapper/[A-Za-z0-9_-]{1,64})$`)
+var loopRE = lazyre.New(`^/dev/(loop[0-9]{1,4}|mapper/[A-Za-z0-9_-]{1,64})$`)
 
 // Parse implements volume.Backend.
 func (*Backend) Parse(c *options.Common, _ *config.Config) (volume.Spec, error) {

@@ -2,12 +2,13 @@ package options
 
 import (
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/flexblock/flexblock/driver/internal/lazyre"
 )
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var nameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Name checks a name used in paths and tool arguments: letters, digits and
 // . _ - only, starting with a letter or digit (so never "..", never "-opt").
@@ -24,7 +25,7 @@ func Name(field, v string, max int) error {
 	return nil
 }
 
-var mountOptRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:=/+@-]*$`)
+var mountOptRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_.:=/+@-]*$`)
 
 // Mount options that would change what gets mounted where, not how.
 var forbiddenMountOpts = map[string]bool{
@@ -56,8 +57,8 @@ func MountOptions(v string) ([]string, error) {
 	return out, nil
 }
 
-var mkfsFlagRE = regexp.MustCompile(`^-{1,2}[A-Za-z0-9][A-Za-z0-9_.,:=+-]*$`)
-var mkfsValueRE = regexp.MustCompile(`^[A-Za-z0-9_.,:=+][A-Za-z0-9_.,:=+-]*$`)
+var mkfsFlagRE = lazyre.New(`^-{1,2}[A-Za-z0-9][A-Za-z0-9_.,:=+-]*$`)
+var mkfsValueRE = lazyre.New(`^[A-Za-z0-9_.,:=+][A-Za-z0-9_.,:=+-]*$`)
 
 // Flags that read host files into the new filesystem or name another device.
 var forbiddenMkfs = map[string]bool{"-d": true, "-p": true, "--rootdir": true, "-l": true}
@@ -109,7 +110,7 @@ func HostPort(field, v string, defPort int) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-var dnsLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+var dnsLabelRE = lazyre.New(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 
 func validDNSName(h string) bool {
 	if h == "" || len(h) > 253 {

@@ -6,11 +6,11 @@ package rbd
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/internal/lazyre"
 	"github.com/flexblock/flexblock/driver/options"
 )
 
@@ -154,7 +154,7 @@ func names(o options.Options, v *Volume) error {
 	return nil
 }
 
-var cephxKeyRE = regexp.MustCompile(`^[A-Za-z0-9+/]{20,}={0,2}$`)
+var cephxKeyRE = lazyre.New(`^[A-Za-z0-9+/]{20,}={0,2}$`)
 
 func credentials(c *options.Common, v *Volume) error {
 	if key, ok := c.Secrets["key"]; ok {
@@ -178,7 +178,7 @@ func credentials(c *options.Common, v *Volume) error {
 	return nil
 }
 
-var pathRE = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
+var pathRE = lazyre.New(`^(/[A-Za-z0-9._-]+)+$`)
 
 // featureBits are the RBD feature bits by the names rbd prints, compared
 // with the kernel's /sys/bus/rbd/supported_features.
@@ -236,14 +236,14 @@ func creation(o options.Options, v *Volume) error {
 // pattern, nil for a flag without a value. Anything else (secret=, key=,
 // name=, mount_timeout ...) is refused: credentials and identity come from
 // flexblock only.
-var mapOptionRules = map[string]*regexp.Regexp{
-	"queue_depth":         regexp.MustCompile(`^[0-9]{1,5}$`),
-	"alloc_size":          regexp.MustCompile(`^[0-9]{1,10}$`),
-	"lock_timeout":        regexp.MustCompile(`^[0-9]{1,6}$`),
-	"osd_request_timeout": regexp.MustCompile(`^[0-9]{1,6}$`),
-	"read_from_replica":   regexp.MustCompile(`^(no|balance|localize)$`),
-	"compression_hint":    regexp.MustCompile(`^(none|compressible|incompressible)$`),
-	"ms_mode":             regexp.MustCompile(`^(legacy|crc|secure|prefer-crc|prefer-secure)$`),
+var mapOptionRules = map[string]*lazyre.Regexp{
+	"queue_depth":         lazyre.New(`^[0-9]{1,5}$`),
+	"alloc_size":          lazyre.New(`^[0-9]{1,10}$`),
+	"lock_timeout":        lazyre.New(`^[0-9]{1,6}$`),
+	"osd_request_timeout": lazyre.New(`^[0-9]{1,6}$`),
+	"read_from_replica":   lazyre.New(`^(no|balance|localize)$`),
+	"compression_hint":    lazyre.New(`^(none|compressible|incompressible)$`),
+	"ms_mode":             lazyre.New(`^(legacy|crc|secure|prefer-crc|prefer-secure)$`),
 	"lock_on_read":        nil, "exclusive": nil, "notrim": nil, "noshare": nil, "nocrc": nil, "crc": nil,
 	"noudev": nil,
 }

@@ -8,13 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/internal/lazyre"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/runner"
 	"github.com/flexblock/flexblock/driver/volume"
@@ -88,7 +88,7 @@ type mapping struct {
 
 func (m mapping) spec() string { return spec(m.Pool, m.Namespace, m.Image, m.Snapshot) }
 
-var deviceRE = regexp.MustCompile(`^/dev/rbd[0-9]+$`)
+var deviceRE = lazyre.New(`^/dev/rbd[0-9]+$`)
 
 // Acquire maps the image (creating it first when asked), after checking
 // the kernel supports its features and, for read-write, that no other

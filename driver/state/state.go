@@ -35,7 +35,14 @@ type Record struct {
 	GlobalMount string          `json:"globalMount,omitempty"`
 	Locks       []string        `json:"locks,omitempty"` // extra lock keys (iSCSI target)
 	Data        json.RawMessage `json:"data,omitempty"`  // backend's own, for release
-	Updated     time.Time       `json:"updated"`
+	// Pods are the pod dirs bound to GlobalMount (ModePod), each recorded
+	// before its bind. PodsRecorded marks records written by a driver that
+	// records every bind: only for those may unmount count the remaining
+	// users from Pods (checked with statx) instead of reading the whole
+	// mount table.
+	Pods         []string  `json:"pods,omitempty"`
+	PodsRecorded bool      `json:"podsRecorded,omitempty"`
+	Updated      time.Time `json:"updated"`
 }
 
 // Store is a directory of records, one subdirectory per backend.

@@ -3,15 +3,16 @@ package volume
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/flexblock/flexblock/driver/internal/lazyre"
 )
 
 // Path shapes kubelet uses (flexvolume-protocol.md). Every component is a
 // plain name, so a matching path can never escape the kubelet root.
 var (
-	podDirRE = regexp.MustCompile(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/pods/([A-Za-z0-9-]{1,64})/volumes/flexblock~([a-z]+)/([A-Za-z0-9][A-Za-z0-9._-]{0,252})$`)
-	devDirRE = regexp.MustCompile(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/plugins/kubernetes.io/flexvolume/flexblock/([a-z]+)/mounts/([A-Za-z0-9][A-Za-z0-9._:-]{0,252})$`)
+	podDirRE = lazyre.New(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/pods/([A-Za-z0-9-]{1,64})/volumes/flexblock~([a-z]+)/([A-Za-z0-9][A-Za-z0-9._-]{0,252})$`)
+	devDirRE = lazyre.New(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/plugins/kubernetes.io/flexvolume/flexblock/([a-z]+)/mounts/([A-Za-z0-9][A-Za-z0-9._:-]{0,252})$`)
 )
 
 // PodDir validates a pod volume dir and returns the kubelet root.
@@ -26,7 +27,7 @@ func DeviceMountPath(p, backend, wantRoot string) (string, error) {
 	return matchRoot(devDirRE, p, backend, wantRoot, 2, "device mount path", fmt.Sprintf(shape, backend))
 }
 
-func matchRoot(re *regexp.Regexp, p, backend, wantRoot string, backendGroup int, what, shape string) (string, error) {
+func matchRoot(re *lazyre.Regexp, p, backend, wantRoot string, backendGroup int, what, shape string) (string, error) {
 	if len(p) > 4096 || filepath.Clean(p) != p || strings.Contains(p, "/../") || strings.Contains(p, "/./") {
 		return "", fmt.Errorf("%s %q is not a clean absolute path of the form %s", what, short(p), shape)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,20 +33,26 @@ func (d *Driver) Mount(ctx context.Context, podDir string, o options.Options) fl
 }
 
 func (d *Driver) mountPod(ctx context.Context, c *options.Common, spec Spec, global, podDir string, locks []string) error {
-	g, err := d.Mounter.Lookup(global)
+	gMounted, err := d.Mounter.Mounted(global)
 	if err != nil {
 		return err
 	}
-	if done, err := d.alreadyBound(g, podDir); done || err != nil {
+	if done, err := d.alreadyBound(global, gMounted, podDir); done || err != nil {
 		return err
 	}
 	created := false
-	if g == nil {
+	if !gMounted {
 		if err := d.setupGlobal(ctx, c, spec, global, locks); err != nil {
 			return err
 		}
 		created = true
 	} else if err := d.compatible(spec.ID(), c.ReadOnly); err != nil {
+		return err
+	}
+	if err := d.notePod(spec.ID(), podDir); err != nil {
+		if created {
+			err = errors.Join(err, d.releaseIfUnused(ctx, d.record(spec.ID())))
+		}
 		return err
 	}
 	if err := d.bind(ctx, global, podDir, c.ReadOnly); err != nil {
@@ -59,15 +66,29 @@ func (d *Driver) mountPod(ctx context.Context, c *options.Common, spec Spec, glo
 }
 
 // alreadyBound makes a repeated mount call a no-op.
-func (d *Driver) alreadyBound(g *mountinfo.Info, podDir string) (bool, error) {
-	p, err := d.Mounter.Lookup(podDir)
-	if err != nil || p == nil {
+func (d *Driver) alreadyBound(global string, gMounted bool, podDir string) (bool, error) {
+	mounted, err := d.Mounter.Mounted(podDir)
+	if err != nil || !mounted {
 		return false, err
 	}
-	if g != nil && p.Major == g.Major && p.Minor == g.Minor && p.Root == g.Root {
-		return true, nil
+	if gMounted {
+		same, err := d.Mounter.Same(global, podDir)
+		if err != nil || same {
+			return same, err
+		}
 	}
 	return false, foreignMount(podDir)
+}
+
+// notePod records podDir as a user of the volume before its bind, so the
+// last unmount can count the users without reading the mount table.
+func (d *Driver) notePod(id, podDir string) error {
+	rec := d.record(id)
+	if rec == nil || !rec.PodsRecorded || slices.Contains(rec.Pods, podDir) {
+		return nil
+	}
+	rec.Pods = append(rec.Pods, podDir)
+	return d.State.Save(rec)
 }
 
 // compatible refuses a read-write pod on a volume mounted read-only.
@@ -97,7 +118,7 @@ func (d *Driver) bind(ctx context.Context, global, podDir string, ro bool) error
 func (d *Driver) setupGlobal(ctx context.Context, c *options.Common, spec Spec, global string, locks []string) error {
 	rec := d.record(spec.ID())
 	if rec == nil {
-		rec = &state.Record{Backend: d.Backend.Name(), ID: spec.ID(), Mode: state.ModePod}
+		rec = &state.Record{Backend: d.Backend.Name(), ID: spec.ID(), Mode: state.ModePod, PodsRecorded: true}
 	}
 	rec.FSType, rec.ReadOnly, rec.GlobalMount, rec.Locks = c.FSType, c.ReadOnly, global, locks
 	if err := d.State.Save(rec); err != nil {
@@ -153,16 +174,16 @@ func (d *Driver) Unmount(ctx context.Context, podDir string) flexvol.Result {
 }
 
 func (d *Driver) unmountPod(ctx context.Context, podDir string) error {
-	p, err := d.Mounter.Lookup(podDir)
+	mounted, err := d.Mounter.Mounted(podDir)
 	if err != nil {
 		return err
 	}
-	if p == nil {
+	if !mounted {
 		// Already unmounted, maybe by a call that died before it could
 		// release the device: finish that job now.
 		return d.collect(ctx)
 	}
-	rec, err := d.owner(p)
+	rec, err := d.owner(podDir)
 	if err != nil {
 		return err
 	}
@@ -181,8 +202,8 @@ func (d *Driver) unmountPod(ctx context.Context, podDir string) error {
 	return d.releaseIfUnused(ctx, d.record(rec.ID))
 }
 
-// owner finds the state record of the global mount that p is a bind of.
-func (d *Driver) owner(p *mountinfo.Info) (*state.Record, error) {
+// owner finds the state record of the global mount that podDir is a bind of.
+func (d *Driver) owner(podDir string) (*state.Record, error) {
 	recs, err := d.State.List(d.Backend.Name())
 	if err != nil {
 		return nil, err
@@ -191,11 +212,11 @@ func (d *Driver) owner(p *mountinfo.Info) (*state.Record, error) {
 		if r.Mode != state.ModePod || r.GlobalMount == "" {
 			continue
 		}
-		g, err := d.Mounter.Lookup(r.GlobalMount)
+		same, err := d.Mounter.Same(r.GlobalMount, podDir)
 		if err != nil {
 			return nil, err
 		}
-		if g != nil && g.Major == p.Major && g.Minor == p.Minor && g.Root == p.Root {
+		if same {
 			return r, nil
 		}
 	}
@@ -209,18 +230,50 @@ func (d *Driver) releaseIfUnused(ctx context.Context, rec *state.Record) error {
 		return nil
 	}
 	if rec.GlobalMount != "" {
-		g, err := d.Mounter.Lookup(rec.GlobalMount)
+		mounted, err := d.Mounter.Mounted(rec.GlobalMount)
 		if err != nil {
 			return err
 		}
-		if g != nil {
-			users, err := d.podUsers(g, rec.GlobalMount)
-			if err != nil || len(users) > 0 {
+		if mounted {
+			inUse, err := d.inUse(rec)
+			if err != nil || inUse {
 				return err
 			}
 		}
 	}
 	return d.teardown(ctx, rec)
+}
+
+// inUse tells whether a pod still has a bind of rec's global mount. For a
+// record that lists its pods, each listed pod dir is checked (statx, no
+// table read) and the ones gone are forgotten; an older record is answered
+// from the mount table.
+func (d *Driver) inUse(rec *state.Record) (bool, error) {
+	if !rec.PodsRecorded {
+		g, err := d.Mounter.Lookup(rec.GlobalMount)
+		if err != nil || g == nil {
+			return false, err
+		}
+		users, err := d.podUsers(g, rec.GlobalMount)
+		return len(users) > 0, err
+	}
+	var left []string
+	for _, p := range rec.Pods {
+		same, err := d.Mounter.Same(rec.GlobalMount, p)
+		if err != nil {
+			return false, err
+		}
+		if same {
+			left = append(left, p)
+		}
+	}
+	if len(left) != len(rec.Pods) {
+		rec.Pods = left
+		if err := d.State.Save(rec); err != nil {
+			return false, err
+		}
+	}
+	return len(left) > 0, nil
 }
 
 // podUsers are the binds of g under the kubelet root's pods dir. Copies of

@@ -41,7 +41,13 @@ func RepoRoot() string {
 
 // ProdBuildFlags are the production build's flags (Makefile `build`, minus
 // the version stamp, which does not change the binary's behaviour).
-var ProdBuildFlags = []string{"-trimpath", "-ldflags", "-s -w"}
+var ProdBuildFlags = []string{"-trimpath", "-tags", ProdTags, "-ldflags", "-s -w"}
+
+// ProdTags are the production build tags (as make build sets them).
+const ProdTags = "urfave_cli_no_docs"
+
+// TestBuildFlags build the test binary (loop backend) the same way.
+var TestBuildFlags = []string{"-trimpath", "-tags", ProdTags + ",flexblocktest", "-ldflags", "-s -w"}
 
 // Setup snapshots the working tree (other people may be editing it: every
 // binary of a run, proposals included, comes from the same snapshot) and
@@ -83,7 +89,7 @@ func setup(work string) (*Env, error) {
 		pkg  string
 	}{
 		{e.ProdBin, ProdBuildFlags, "."},
-		{e.TestBin, append([]string{"-tags", "flexblocktest"}, ProdBuildFlags...), "."},
+		{e.TestBin, TestBuildFlags, "."},
 		{e.SpawnBin, ProdBuildFlags, "./bench/internal/cmd/spawn"},
 		{e.StubBin, ProdBuildFlags, "./bench/internal/cmd/mountstub"},
 		{e.HelloBin, ProdBuildFlags, "./bench/internal/cmd/gohello"},

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -32,10 +33,8 @@ func Build(dir string, tags ...string) (string, error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
 	out := filepath.Join(dir, "flexblock")
-	args := []string{"build", "-o", out}
-	if len(tags) > 0 {
-		args = append(args, "-tags", tags[0])
-	}
+	// The production tags, as make build sets them.
+	args := []string{"build", "-o", out, "-tags", strings.Join(append([]string{"urfave_cli_no_docs"}, tags...), ",")}
 	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
