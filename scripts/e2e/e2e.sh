@@ -11,7 +11,7 @@ export FLEXBLOCK_TEST_BIN=${FLEXBLOCK_TEST_BIN:-$repo/bin/flexblock-test}
 for b in "$FLEXBLOCK_BIN" "$FLEXBLOCK_TEST_BIN"; do
 	[ -x "$b" ] || { echo "e2e: $b missing: run make build build-test" >&2; exit 1; }
 done
-"$repo/scripts/vm/deps.sh" || exit 1
+"$repo/scripts/vm/deps.sh" || { echo "e2e: installing the VM packages failed (scripts/vm/deps.sh)" >&2; exit 1; }
 
 # The VM's bound grows with the suite: each scenario has its own bound
 # inside, this one only catches a guest that stops answering altogether.

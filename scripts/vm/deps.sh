@@ -9,7 +9,8 @@ pkgs=(qemu-system-x86 busybox-static kmod cpio gzip xz-utils zstd
 	xfsprogs btrfs-progs e2fsprogs util-linux mount fdisk iproute2 jq udev procps psmisc bc coreutils
 	cryptsetup-bin dmsetup)
 
-installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${pkgs[@]}" 2>/dev/null | awk '/ ok installed$/ {print $1}')
+# dpkg-query fails for packages it has never heard of: that is "missing".
+installed=$({ dpkg-query -W -f='${Package} ${Status}\n' "${pkgs[@]}" 2>/dev/null || true; } | awk '/ ok installed$/ {print $1}')
 missing=()
 for p in "${pkgs[@]}"; do
 	grep -qx "$p" <<<"$installed" || missing+=("$p")

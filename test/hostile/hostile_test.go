@@ -16,6 +16,7 @@ import (
 	"github.com/flexblock/flexblock/driver/app"
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/flexvol"
+	"github.com/flexblock/flexblock/driver/iscsi"
 	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/loopback"
 	"github.com/flexblock/flexblock/driver/rbd"
@@ -26,6 +27,7 @@ import (
 func init() {
 	app.Register("loop", func() volume.Backend { return loopback.New() })
 	app.Register("rbd", func() volume.Backend { return rbd.New() })
+	app.Register("iscsi", func() volume.Backend { return iscsi.New() })
 }
 
 // valid is a complete, valid option set per backend; each case spoils one
@@ -34,11 +36,22 @@ var valid = map[string]map[string]string{
 	"loop": {"device": "/dev/loop7"},
 	"rbd": {"monitors": "10.0.0.1:6789", "pool": "kube", "image": "img", "user": "kube",
 		"kubernetes.io/secret/key": "QVFCbTJnTnJqTVlpQXhBQU1lNExJT2dML25zUzFOM3JxWnNydWc9PQ=="},
+	"iscsi": {"targetPortal": "10.0.0.1:3260", "portals": "10.0.0.2:3260", "iqn": "iqn.2026-11.io.example:storage", "lun": "1",
+		"iscsiInterface": "default", "chapAuthSession": "true",
+		"kubernetes.io/secret/node.session.auth.username": "dXNlcg==", "kubernetes.io/secret/node.session.auth.password": "c2VjcmV0c2VjcmV0"},
+}
+
+// secretKey is the option of each backend's Secret that the base64 garbage
+// cases spoil.
+var secretKey = map[string]string{
+	"loop":  "kubernetes.io/secret/key",
+	"rbd":   "kubernetes.io/secret/key",
+	"iscsi": "kubernetes.io/secret/node.session.auth.password",
 }
 
 // legit lists hostile-looking values that are valid for a key (they are
-// checked to be harmless elsewhere): "a,bind" is two monitor host names.
-var legit = map[string]bool{"monitors=a,bind": true}
+// checked to be harmless elsewhere): "a,bind" is two host names.
+var legit = map[string]bool{"monitors=a,bind": true, "portals=a,bind": true}
 
 // hostileValues break every option: shell metacharacters, traversal,
 // control characters, option injection, huge values.
@@ -79,7 +92,7 @@ func cases(backend string, root string) []kase {
 		}
 	}
 	for i, v := range []string{"!!!", "YQ", "a b", "\x00"} {
-		out = append(out, kase{fmt.Sprintf("secret-garbage-%d", i), []string{"mount", pod, with("kubernetes.io/secret/key", v)}, "kubernetes.io/secret/key"})
+		out = append(out, kase{fmt.Sprintf("secret-garbage-%d", i), []string{"mount", pod, with(secretKey[backend], v)}, secretKey[backend]})
 	}
 	out = append(out,
 		kase{"mkfs -d", []string{"mount", pod, with("mkfsOptions", "-d x")}, "mkfsOptions"},
