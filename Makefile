@@ -10,7 +10,7 @@ GO_TAGS := urfave_cli_no_docs
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint e2e demo bench clean
+.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ build-test: ## build the test binary (adds the loop backend and crash hooks) int
 build: ## build the static driver binary into bin/flexblock
 	CGO_ENABLED=0 go build -trimpath -tags $(GO_TAGS) -ldflags '$(GO_LDFLAGS)' -o $(BIN) .
 
-test: deps lint unit fuzz conformance e2e ## everything CI runs: lint, unit + host tests, fuzz, kubelet conformance, real-kernel e2e
+test: deps lint unit fuzz bench-smoke conformance selftest e2e ## everything CI runs: lint, unit + host tests, fuzz, kubelet conformance, test-bed self-test, real-kernel e2e
 
 unit: ## unit, contract, loop-device, installer and examples tests (root needed for the loop ones)
 	go test -count=1 ./...
@@ -33,11 +33,13 @@ unit: ## unit, contract, loop-device, installer and examples tests (root needed 
 fuzz: ## run the fuzz targets for a bounded time each
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./driver/options
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go vet, staticcheck, shellcheck
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./... && go vet -tags flexblocktest ./...
 	go run $(STATICCHECK) ./...
 	cd test/examples && go vet -mod=mod ./...
+	shellcheck -x -S warning scripts/*.sh scripts/vm/*.sh scripts/vm/initramfs-init scripts/e2e/*.sh bench/baseline/*.sh
+	shellcheck -x -S warning -s bash -e SC2034 scripts/e2e/scenarios/*.sh scripts/e2e/selftest/*.sh bench/vm/scenarios/*.sh
 
 conformance-bin: ## build the kubelet conformance test binary (k8s.io/kubernetes, separate module)
 	go -C test/kubelet test -c -o $(CURDIR)/bin/kubelet-conformance.test .
@@ -45,14 +47,20 @@ conformance-bin: ## build the kubelet conformance test binary (k8s.io/kubernetes
 conformance: build build-test conformance-bin ## the driver through kubelet's own FlexVolume code, on the host (loop devices); the VM part runs in make e2e
 	cd test/kubelet && FLEXBLOCK_CONFORMANCE_DRIVER=$(CURDIR)/bin/flexblock-test $(CURDIR)/bin/kubelet-conformance.test -test.count=1
 
+selftest: ## the VM test bed checks itself: failing and hanging scenarios are reported, no qemu survives
+	scripts/e2e/selftest.sh
+
 e2e: build build-test conformance-bin ## all scenarios in one real-kernel VM boot
 	scripts/e2e/e2e.sh
 
 demo: ## the main job: RBD and iSCSI volume lifecycles in the real-kernel VM
 	scripts/demo.sh
 
-bench: build ## benchmarks (see BENCHMARKS.md)
-	go test -run '^$$' -bench . -benchtime 200x ./...
+bench: ## all benchmarks, VM included (root; quiet machine): rewrites BENCHMARKS.md
+	go run ./bench/report -vm
+
+bench-smoke: ## every benchmark once with a tiny count: proves they run, asserts no figure
+	go test -short -count=1 -run '^$$' -bench . -benchtime 2x ./bench/...
 
 clean:
 	rm -rf bin

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The demo, inside the real-kernel VM: a pod-like lifecycle of an RBD and an
 # iSCSI volume through the driver, every call shown with its JSON answer.
+# shellcheck disable=SC2034 # read by lib.sh
 SCENARIO=demo
 # shellcheck disable=SC1091
 source "$(dirname "$0")/e2e/lib.sh"

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 need_go="1.24"
-host_pkgs=(e2fsprogs xfsprogs btrfs-progs fdisk util-linux mount kmod jq ca-certificates git make)
+host_pkgs=(e2fsprogs xfsprogs btrfs-progs fdisk util-linux mount kmod jq ca-certificates git make shellcheck)
 
 missing=()
 for p in "${host_pkgs[@]}"; do

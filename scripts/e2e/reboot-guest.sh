@@ -1,13 +1,17 @@
 #!/bin/bash
-# Reboot test, one phase per boot (run by reboot.sh). The kubelet root and
-# the volume's backing file live on /dev/vda, which survives; /run (state
-# records, locks) and the loop mapping vanish with the reboot, as on a node.
-#   phase 1: mount a volume for pod 1, write data, then the VM dies.
-#   phase 2: kubelet's calls after the reboot: unmount of pod 1's dir, mount
-#            for pod 2: both succeed and the data is there.
+# Reboot test, one phase per boot (run by reboot.sh). The kubelet root, the
+# loop volume's backing file, the iSCSI LUN's backing file and the
+# initiator's node records (/etc/iscsi/nodes, persistent on a node) live on
+# /dev/vda, which survives; /run (state records, locks), the loop mapping
+# and the iSCSI session vanish with the reboot, as on a node.
+#   phase 1: mount a loop volume and an iSCSI volume for pod 1, write data,
+#            then the VM dies.
+#   phase 2: kubelet's calls after the reboot: unmount of pod 1's dirs,
+#            mount for pod 2: all succeed and the data is there; the last
+#            unmount leaves no session or mount.
 set -euo pipefail
 phase=$1
-modprobe loop
+modprobe -a loop iscsi_tcp
 mkdir -p /persist /var/log/flexblock
 [ "$phase" = 1 ] && mkfs.ext4 -q -F /dev/vda
 mount /dev/vda /persist
@@ -18,31 +22,68 @@ source "$(dirname "$0")/lib.sh"
 KUBELET_ROOT=/persist/kubelet
 # shellcheck disable=SC2034
 FLEXBLOCK_BIN=${FLEXBLOCK_TEST_BIN:-$REPO_ROOT/bin/flexblock-test}
+
+# The iSCSI side: a target whose LUN file is on the persistent disk, and
+# the initiator's node database kept there too.
+iqn=iqn.2026-11.io.flexblock:reboot
+mkdir -p /persist/iscsi-nodes /etc/iscsi/nodes /run/lock/iscsi
+mount --bind /persist/iscsi-nodes /etc/iscsi/nodes
+iscsid
+tgtd
+for _ in $(seq 100); do tgtadm --lld iscsi --op show --mode target >/dev/null 2>&1 && break; sleep 0.1; done
+[ -f /persist/lun.img ] || truncate -s 320M /persist/lun.img
+tgtadm --lld iscsi --op new --mode target --tid 1 -T "$iqn"
+tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b /persist/lun.img
+tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL
+for _ in $(seq 100); do ss -ltnH "sport = :3260" | grep -q . && break; sleep 0.1; done
+
 install_driver loop
+install_driver iscsi '{"iscsi":{"deviceTimeout":"30s"}}'
 [ -f /persist/disk.img ] || truncate -s 64M /persist/disk.img
 dev=$(losetup -f --show /persist/disk.img)
-opts=$(kopts device="$dev")
+lopts=$(kopts device="$dev")
+iopts=$(kopts targetPortal=127.0.0.1:3260 iqn="$iqn" lun=1 kubernetes.io/fsType=ext4)
 pod1=$(pod_dir pod-before-reboot loop data)
 pod2=$(pod_dir pod-after-reboot loop data)
+ipod1=$(pod_dir pod-before-reboot iscsi data)
+ipod2=$(pod_dir pod-after-reboot iscsi data)
 case $phase in
 1)
-	flexcall loop mount "$pod1" "$opts"
+	flexcall loop mount "$pod1" "$lopts"
+	expect Success
+	flexcall iscsi mount "$ipod1" "$iopts"
 	expect Success
 	echo "written before the reboot" >"$pod1/proof"
+	echo "written to the LUN before the reboot" >"$ipod1/proof"
 	sync
-	note "data written; the node now loses power with the volume mounted"
+	note "data written; the node now loses power with both volumes mounted"
 	;;
 2)
 	is_mounted "$pod1" && fail "pod dir still mounted after reboot?"
 	flexcall loop unmount "$pod1"
 	expect Success
-	flexcall loop mount "$pod2" "$opts"
+	flexcall iscsi unmount "$ipod1"
 	expect Success
-	assert_eq "$(cat "$pod2/proof")" "written before the reboot" "data after reboot"
-	note "data is there after the reboot"
+	flexcall loop mount "$pod2" "$lopts"
+	expect Success
+	assert_eq "$(cat "$pod2/proof")" "written before the reboot" "loop data after reboot"
+	flexcall iscsi mount "$ipod2" "$iopts"
+	expect Success
+	assert_eq "$(cat "$ipod2/proof")" "written to the LUN before the reboot" "iSCSI data after reboot"
+	note "data is there after the reboot, on both volumes"
 	flexcall loop unmount "$pod2"
 	expect Success
+	flexcall iscsi unmount "$ipod2"
+	expect Success
+	assert_eq "$(iscsi_session_count)" 0 "iSCSI sessions after the last unmount"
+	# The node record made before the reboot is kept: its ownership marker
+	# was in /run, and flexblock never deletes a record it cannot prove it
+	# made. It must never log in by itself at boot.
+	startup=$(iscsiadm -m node -T "$iqn" -p 127.0.0.1:3260 2>/dev/null | sed -n 's/^node.startup = //p')
+	[ -z "$startup" ] || assert_eq "$startup" manual "node.startup of the kept node record"
+	assert_eq "$(mount_count_under "$KUBELET_ROOT")" 0 "mounts under the kubelet root"
 	losetup -d "$dev"
+	umount /etc/iscsi/nodes
 	umount /persist
 	;;
 esac

@@ -95,8 +95,8 @@ truncate -s 0 "$img"
 truncate -s "$s" "$img"
 matrix iscsi "$(kopts targetPortal="$ISCSI_PORTAL" iqn="$ISCSI_PLAIN" lun=4 kubernetes.io/fsType=ext4)"
 
-printf '  %-8s %-28s %-12s %s\n' backend "crash point" "then" "outcome"
+printf '  %-8s %-28s %-12s %s\n' backend "crash point" "next call" "outcome"
 for r in "${rows[@]}"; do
-	IFS='|' read -r be point then <<<"$r"
-	printf '  %-8s %-28s %-12s converged: nothing leaked, data intact\n' "$be" "$point" "$then"
+	IFS='|' read -r be point next <<<"$r"
+	printf '  %-8s %-28s %-12s converged: nothing leaked, data intact\n' "$be" "$point" "$next"
 done
