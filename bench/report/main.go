@@ -1,6 +1,8 @@
 // Command report runs flexblock's benchmarks and writes BENCHMARKS.md:
-// one table per benchmark with our figure, the baseline measured in the
-// same run, the ratio, the machine, and the command that reproduces it.
+// one table per benchmark with the current driver's figure, the baseline
+// measured in the same run (the /bin/true floor, the bash+jq example
+// driver, the plain mkfs sequence), the ratio, the goal of issue #8 it
+// answers, the machine, and the command that reproduces it.
 //
 //	go run ./bench/report                  # everything, writes BENCHMARKS.md
 //	go run ./bench/report -quick -o -      # a few iterations each, to stdout
@@ -75,7 +77,6 @@ func main() {
 	out := flag.String("o", filepath.Join(fb.RepoRoot(), "BENCHMARKS.md"), "where to write the report (- for stdout)")
 	only := flag.String("only", "", "run only the sections matching this regexp ("+strings.Join(sections, ", ")+")")
 	q := flag.Bool("quick", false, "a few iterations of each (CI smoke run: proves they run, figures mean nothing)")
-	noProposals := flag.Bool("no-proposals", false, "do not build and measure the patches in bench/proposals")
 	flag.IntVar(&fb.Nice, "nice", fb.Nice, "nice value for the whole run (0: leave it)")
 	vm := flag.Bool("vm", false, "also run benchmark 3 in the real-kernel VM (scripts/vm: RBD and iSCSI; several minutes)")
 	vmN := flag.Int("vm-n", 5, "mount+unmount cycles per backend in the VM")
@@ -104,9 +105,6 @@ func main() {
 	}
 	r := &report{cfg: cfg, env: env, start: time.Now(), args: os.Args[1:]}
 	r.machine = env.Describe()
-	if !*noProposals && (want("init") || want("refcount") || want("first")) {
-		r.buildProposals(work)
-	}
 	run := func(name string, fn func(dir string) error) {
 		if !want(name) {
 			return
@@ -123,13 +121,7 @@ func main() {
 		fb.UnmountUnder(dir)
 	}
 	run("init", func(dir string) error {
-		var vs []fb.Variant
-		for _, p := range r.proposals {
-			if p.ProdBin != "" && p.initMatters {
-				vs = append(vs, fb.Variant{Name: "proposal: " + p.Name, Bin: p.ProdBin})
-			}
-		}
-		r.init, err = fb.Init(env, dir, cfg.initN, vs)
+		r.init, err = fb.Init(env, dir, cfg.initN)
 		return err
 	})
 	run("noop", func(dir string) error {
@@ -142,11 +134,6 @@ func main() {
 	})
 	run("first", func(dir string) error {
 		o := fb.FirstMountOpts{Storage: diskStorage, ImageDir: dir, FSTypes: cfg.fsTypes, Sizes: cfg.sizes, Reps: cfg.firstReps, Progress: progress}
-		for _, p := range r.proposals {
-			if p.TestBin != "" && p.firstMatters {
-				o.Variant, o.VariantFS, r.firstPatch = p.TestBin, []string{"ext4"}, p.Name
-			}
-		}
 		r.first, err = fb.FirstMount(env, dir, o)
 		if err != nil {
 			return err
@@ -167,11 +154,6 @@ func main() {
 	})
 	run("refcount", func(dir string) error {
 		o := fb.RefcountOpts{Counts: cfg.refCounts, N: cfg.refN, MicroN: cfg.microN, Progress: progress}
-		for _, p := range r.proposals {
-			if p.TestBin != "" && p.refcountMatters {
-				o.Variants = append(o.Variants, fb.Variant{Name: p.Name, Bin: p.TestBin})
-			}
-		}
 		r.refcount, err = fb.Refcount(env, dir, o)
 		return err
 	})
@@ -221,41 +203,4 @@ func progress(s string) {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench/report:", err)
 	os.Exit(1)
-}
-
-type proposal struct {
-	fb.Proposal
-	what                                       string
-	initMatters, refcountMatters, firstMatters bool
-}
-
-func (r *report) buildProposals(work string) {
-	r.proposals = []*proposal{
-		{Proposal: fb.Proposal{Name: "-tags urfave_cli_no_docs", Tags: "urfave_cli_no_docs"}, initMatters: true,
-			what: "Build with `-tags urfave_cli_no_docs` (Makefile `build`): urfave/cli then leaves out its man/markdown generator and with it blackfriday and go-md2man, whose package init runs on every driver call."},
-		{Proposal: fb.Proposal{Name: "lazy regexps", Patch: "lazy-regexp.patch", Transform: fb.LazyRegexps}, initMatters: true,
-			what: "Compile the package-level regexps on first use (`driver/internal/lazyre`): the 24 `regexp.MustCompile` of `driver/...` run at every process start, including counted repetitions such as `{0,252}`, `{1,100}`, `{1,64}` that compile into large programs; `init` uses none of them. A mechanical change (`flexbench.LazyRegexps` makes it on the run's snapshot, so it follows the tree; the patch file is its output on one snapshot)."},
-		{Proposal: fb.Proposal{Name: "lazy regexps + no_docs", Patch: "lazy-regexp.patch", Transform: fb.LazyRegexps, Tags: "urfave_cli_no_docs"}, initMatters: true,
-			what: "Both of the above."},
-		{Proposal: fb.Proposal{Name: "driver-only binary + lazy regexps", Patch: "lazy-regexp.patch", Transform: fb.LazyRegexps, Pkg: "./bench/internal/cmd/driveronly"}, initMatters: true,
-			what: "Install a driver binary built without the operator CLI and the installer (`bench/internal/cmd/driveronly`: the rbd and iscsi backends and `driver/app`, nothing else), with lazy regexps: what a separate `cmd/flexblock-driver` main package installed as `flexblock~rbd/rbd` would cost, the `flexblock` CLI staying as it is."},
-		{Proposal: fb.Proposal{Name: "ext4 layout", Patch: "mkfs-ext4-layout.patch"}, firstMatters: true,
-			what: "`driver/format`: format ext4 with `-G 256 -O sparse_super2` added: the metadata of 256 block groups packed together instead of 16, and two superblock backups instead of one in every group numbered 0, 1 or a power of 3, 5 or 7. Lazy init still leaves metadata proportional to the size to write at 1 TiB; this halves it. Same features otherwise (resize_inode kept, so online growth works as before)."},
-		{Proposal: fb.Proposal{Name: "mountinfo pre-filter", Patch: "mountinfo-prefilter.patch"}, refcountMatters: true,
-			what: "`driver/mount`: find candidate lines of mountinfo by comparing the raw bytes of one field (mount point for Lookup; device and root for Users) and parse only those, instead of `mountinfo.GetMounts`, which parses every line into an Info before the filter sees it (the filter approach the issue suggests, done the only way that saves time). Lookup also returns the last of stacked mounts, as its comment says (the current SingleEntryFilter stops at the first)."},
-		{Proposal: fb.Proposal{Name: "statx + recorded binds", Patch: "statx-refcount.patch"}, refcountMatters: true,
-			what: "`driver/mount`, `driver/volume`, `driver/state`: answer \"is this a mount point\" and \"is this pod dir a bind of that global mount\" with statx (device, inode, `STATX_ATTR_MOUNT_ROOT`) instead of reading the mount table, and keep in the volume's state record the pod dirs bound to it (each written before its bind, checked with statx and pruned at unmount), so the refcount looks at this volume's pods only. A pod mount and unmount then need no read of mountinfo at all (see the strace counts in benchmark 4). Records written by older versions, and nsenter setups (tools in another mount namespace), keep the table-based path. `go test ./driver/... ./test/loopdev ./test/hostile ./test/contract` and `test/kubelet` pass with it, crash matrix included."},
-	}
-	for i, p := range r.proposals {
-		progress("building proposal: " + p.Name)
-		dir := filepath.Join(work, fmt.Sprintf("proposal%d", i))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			p.Err = err.Error()
-			continue
-		}
-		r.env.BuildProposal(dir, &p.Proposal)
-		if p.Err != "" {
-			progress("  not built: " + p.Err)
-		}
-	}
 }

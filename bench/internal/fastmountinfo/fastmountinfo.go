@@ -1,13 +1,14 @@
-// Package fastmountinfo is a measured prototype for driver/mount (see
-// bench/proposals/mountinfo-prefilter.patch): it answers the two questions
-// the driver asks of the mount table, "what is mounted at exactly this
-// path" and "which other mounts show this filesystem subtree", from one
-// read of mountinfo each, like github.com/moby/sys/mountinfo does, but it
-// finds the candidate lines by comparing raw bytes of one field and parses
-// only those. mountinfo.GetMounts parses every line into an Info (a dozen
-// strings) before its filter runs, so a filter saves memory, not time: on
-// a node with 10,000 mounts that parse is what an unmount spends most of
-// its time on.
+// Package fastmountinfo is a measured prototype, kept as a point of
+// comparison for benchmark 4: it answers the two questions a driver asks of
+// the mount table, "what is mounted at exactly this path" and "which other
+// mounts show this filesystem subtree", from one read of mountinfo each,
+// like github.com/moby/sys/mountinfo does, but it finds the candidate lines
+// by comparing raw bytes of one field and parses only those.
+// mountinfo.GetMounts parses every line into an Info (a dozen strings)
+// before its filter runs, so a filter saves memory, not time. The
+// prototype removes that parse but not the kernel's generation of the
+// table, which is why the driver (driver/mount) asks statx instead and
+// reads the table only as a fallback.
 package fastmountinfo
 
 import (
@@ -19,7 +20,6 @@ import (
 	"strconv"
 
 	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
 )
 
 // Open opens the calling thread's mountinfo; call close when done. The
@@ -135,24 +135,4 @@ func Escape(path string) []byte {
 		}
 	}
 	return out
-}
-
-// SameMount tells, without reading the mount table, whether a and b are
-// both mount points showing the same directory of the same filesystem
-// (a bind of a's root at b, or a itself): statx gives each path's device,
-// inode and whether it is the root of a mount. This is the question the
-// driver asks with two Lookups and a Major/Minor/Root comparison.
-func SameMount(a, b string) (bool, error) {
-	var sa, sb unix.Statx_t
-	const flags = unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT
-	if err := unix.Statx(unix.AT_FDCWD, a, flags, unix.STATX_INO, &sa); err != nil {
-		return false, err
-	}
-	if err := unix.Statx(unix.AT_FDCWD, b, flags, unix.STATX_INO, &sb); err != nil {
-		return false, err
-	}
-	root := func(s *unix.Statx_t) bool {
-		return s.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && s.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
-	}
-	return root(&sa) && root(&sb) && sa.Dev_major == sb.Dev_major && sa.Dev_minor == sb.Dev_minor && sa.Ino == sb.Ino, nil
 }

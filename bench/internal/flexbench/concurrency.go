@@ -74,6 +74,9 @@ type ConcurrencyResult struct {
 	ConcMount, ConcUnmount, SeqMount, SeqUnmount Phase
 	Checks                                       []string // what was verified, with the outcome
 	Problems                                     []string
+	// VolumesOK: every check of the many-volumes part passed; PodsOK: every
+	// check of the same-volume rounds did (false when none ran).
+	VolumesOK, PodsOK bool
 	// One volume, 8 pods, all at once, Rounds times.
 	Pods   int
 	Rounds []SameVolumeRound
@@ -165,6 +168,8 @@ func Concurrency(e *Env, root, imageDir string, volumes, pods, rounds int, progr
 		}
 		UnmountUnder(p.Kubelet)
 	}
+	r.VolumesOK = len(r.Problems) == 0
+	before := len(r.Problems)
 	// Same volume, many pods.
 	l := loops[0]
 	if err := l.Blank(); err != nil {
@@ -204,6 +209,7 @@ func Concurrency(e *Env, root, imageDir string, volumes, pods, rounds int, progr
 			fmt.Sprintf("%d global, %d binds, %d left, %d releases, %d records", sr.GlobalMounts, sr.Binds, sr.LeftMounted, sr.Releases, records()))
 		UnmountUnder(p.Kubelet)
 	}
+	r.PodsOK = rounds > 0 && len(r.Problems) == before
 	if len(r.Problems) > 0 {
 		return r, errors.New(strings.Join(r.Problems, "; "))
 	}

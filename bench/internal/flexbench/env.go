@@ -50,8 +50,8 @@ const ProdTags = "urfave_cli_no_docs"
 var TestBuildFlags = []string{"-trimpath", "-tags", ProdTags + ",flexblocktest", "-ldflags", "-s -w"}
 
 // Setup snapshots the working tree (other people may be editing it: every
-// binary of a run, proposals included, comes from the same snapshot) and
-// builds everything into work/bin. work must exist. A snapshot that does
+// binary of a run comes from the same snapshot) and builds everything into
+// work/bin. work must exist. A snapshot that does
 // not build (an edit caught half-way) is retaken, up to three times.
 func Setup(work string) (*Env, error) {
 	var err error
@@ -184,4 +184,48 @@ func output(name string, args ...string) string {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(s)
+}
+
+// copyTree copies the files git knows of (tracked and untracked, ignored
+// ones left out) from a git work tree, or every regular file from a plain
+// directory (a snapshot).
+func copyTree(src, dst string) error {
+	var files []string
+	if _, err := os.Stat(filepath.Join(src, ".git")); err == nil {
+		out, err := exec.Command("git", "-C", src, "ls-files", "-co", "--exclude-standard", "-z").Output()
+		if err != nil {
+			return fmt.Errorf("git ls-files: %w", err)
+		}
+		files = strings.Split(string(out), "\x00")
+	} else {
+		err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				rel, _ := filepath.Rel(src, path)
+				files = append(files, rel)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		st, err := os.Lstat(filepath.Join(src, f))
+		if err != nil || !st.Mode().IsRegular() {
+			continue // deleted in the working tree, or not a file
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, f)), 0o755); err != nil {
+			return err
+		}
+		if err := copyFile(filepath.Join(src, f), filepath.Join(dst, f), st.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

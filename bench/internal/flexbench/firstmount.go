@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -23,10 +22,9 @@ type FirstMountRow struct {
 	Ours, Plain           *Series // wall of the whole first mount
 	OursMkfs, PlainMkfs   []float64
 	OursAlloc, PlainAlloc []float64 // bytes allocated in the sparse file after it
-	// Variant is the driver with a proposal applied (nil when not run).
-	Variant      *Series
-	VariantMkfs  []float64
-	VariantAlloc []float64
+	// OursMkfsArgv is the mkfs command the driver ran (its log), with the
+	// device replaced by DEV.
+	OursMkfsArgv []string
 }
 
 // FirstMountOpts configures FirstMount.
@@ -36,11 +34,7 @@ type FirstMountOpts struct {
 	FSTypes  []string
 	Sizes    []int64
 	Reps     func(size int64) (ours, plain int)
-	// Variant, when set, is a test build with a proposal applied, run as
-	// often as ours on the file systems in VariantFS.
-	Variant   string
-	VariantFS []string
-	Progress  func(string)
+	Progress func(string)
 }
 
 // PlainMkfsArgs are mount-utils' arguments (k8s.io/mount-utils format.go).
@@ -60,14 +54,6 @@ func FirstMount(e *Env, root string, o FirstMountOpts) ([]*FirstMountRow, error)
 		return nil, err
 	}
 	defer UnmountUnder(root)
-	var vp *Plugin
-	var vlog *LogReader
-	if o.Variant != "" {
-		if vp, err = Install(filepath.Join(root, "variant"), o.Variant, "flexblock", "loop", Config, true); err != nil {
-			return nil, err
-		}
-		vlog = &LogReader{Path: vp.Log}
-	}
 	c, err := StartCaller(e.SpawnBin)
 	if err != nil {
 		return nil, err
@@ -87,10 +73,6 @@ func FirstMount(e *Env, root string, o FirstMountOpts) ([]*FirstMountRow, error)
 	for _, fs := range o.FSTypes {
 		for _, size := range o.Sizes {
 			row := &FirstMountRow{Storage: o.Storage, FS: fs, Size: size, Ours: &Series{Name: "flexblock mount"}, Plain: &Series{Name: "blkid + plain mkfs + mount"}}
-			withVariant := vp != nil && slices.Contains(o.VariantFS, fs)
-			if withVariant {
-				row.Variant = &Series{Name: "flexblock mount, proposal applied"}
-			}
 			rows = append(rows, row)
 			loop, err := NewLoop(filepath.Join(o.ImageDir, fmt.Sprintf("first-%s-%d.img", fs, size>>30)), size)
 			if err != nil {
@@ -100,15 +82,9 @@ func FirstMount(e *Env, root string, o FirstMountOpts) ([]*FirstMountRow, error)
 			for i := 0; i < max(no, np); i++ {
 				if i < no {
 					progress("first mount %s %s on %s: flexblock #%d", fs, SizeName(size), o.Storage, i+1)
-					if err := row.ours(c, p, log, loop, i, row.Ours, &row.OursMkfs, &row.OursAlloc); err != nil {
+					if err := row.ours(c, p, log, loop, i); err != nil {
 						loop.Close()
 						return nil, err
-					}
-					if withVariant {
-						if err := row.ours(c, vp, vlog, loop, i, row.Variant, &row.VariantMkfs, &row.VariantAlloc); err != nil {
-							loop.Close()
-							return nil, err
-						}
 					}
 				}
 				if i < np {
@@ -133,7 +109,7 @@ func settle(loop *Loop) error {
 	return nil
 }
 
-func (row *FirstMountRow) ours(c *Caller, p *Plugin, log *LogReader, loop *Loop, i int, s *Series, mkfs, alloc *[]float64) error {
+func (row *FirstMountRow) ours(c *Caller, p *Plugin, log *LogReader, loop *Loop, i int) error {
 	if err := settle(loop); err != nil {
 		return err
 	}
@@ -156,22 +132,29 @@ func (row *FirstMountRow) ours(c *Caller, p *Plugin, log *LogReader, loop *Loop,
 	formatted := false
 	for _, t := range calls[0].Tools {
 		if strings.HasPrefix(t.Tool, "mkfs.") {
-			*mkfs = append(*mkfs, t.Ms)
+			row.OursMkfs = append(row.OursMkfs, t.Ms)
+			row.OursMkfsArgv = nil
+			for _, a := range t.Argv {
+				if a == loop.Dev {
+					a = "DEV"
+				}
+				row.OursMkfsArgv = append(row.OursMkfsArgv, a)
+			}
 			formatted = true
 		}
 	}
 	if !formatted {
 		return fmt.Errorf("flexblock did not format the blank %s", loop.Dev)
 	}
-	s.Add(x)
-	s.AddLog(calls[0])
+	row.Ours.Add(x)
+	row.Ours.AddLog(calls[0])
 	if got := blkidType(loop.Dev); got != row.FS {
 		return fmt.Errorf("after flexblock mount %s holds %q", loop.Dev, got)
 	}
 	if _, _, err := p.Call(KubeletEnv, "unmount", pod); err != nil {
 		return err
 	}
-	*alloc = append(*alloc, float64(loop.Allocated()))
+	row.OursAlloc = append(row.OursAlloc, float64(loop.Allocated()))
 	return os.Remove(pod)
 }
 

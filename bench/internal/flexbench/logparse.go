@@ -20,6 +20,7 @@ type CallLog struct {
 // ToolLog is one external program run by the driver's runner.
 type ToolLog struct {
 	Tool string
+	Argv []string // as logged (secrets masked)
 	Ms   float64
 	Exit int
 }
@@ -58,13 +59,14 @@ func (r *LogReader) Next() ([]CallLog, error) {
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			r.off += int64(len(line))
 			var l struct {
-				Msg    string  `json:"msg"`
-				PID    int     `json:"pid"`
-				Call   string  `json:"call"`
-				Status string  `json:"status"`
-				Tool   string  `json:"tool"`
-				Ms     float64 `json:"ms"`
-				Exit   int     `json:"exit"`
+				Msg    string   `json:"msg"`
+				PID    int      `json:"pid"`
+				Call   string   `json:"call"`
+				Status string   `json:"status"`
+				Tool   string   `json:"tool"`
+				Argv   []string `json:"argv"`
+				Ms     float64  `json:"ms"`
+				Exit   int      `json:"exit"`
 			}
 			if json.Unmarshal(line, &l) == nil {
 				c := open[l.PID]
@@ -74,7 +76,7 @@ func (r *LogReader) Next() ([]CallLog, error) {
 				}
 				switch l.Msg {
 				case "exec":
-					c.Tools = append(c.Tools, ToolLog{Tool: l.Tool, Ms: l.Ms, Exit: l.Exit})
+					c.Tools = append(c.Tools, ToolLog{Tool: l.Tool, Argv: l.Argv, Ms: l.Ms, Exit: l.Exit})
 					c.ToolMs += l.Ms
 				case "call done":
 					c.Call, c.Status, c.CallMs = l.Call, l.Status, l.Ms

@@ -3,7 +3,12 @@ package flexbench
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -51,17 +56,18 @@ func (s *Series) fail(format string, a ...any) {
 type InitResult struct {
 	Floor, GoFloor, Ours, BaselineJQ, BaselineEcho *Series
 	ProdSize, TestSize                             int64
-	Variants                                       []*Series // the driver with a proposal applied
-	VariantSize                                    []int64
+	// Trace is the production binary's package initialisation, from
+	// GODEBUG=inittrace=1 runs of init (nil when it printed nothing).
+	Trace *InitTrace
+	// Modules are the modules linked into the production binary (go
+	// version -m), the main module excluded.
+	Modules []string
 }
-
-// Variant is another build of the driver to measure next to ours.
-type Variant struct{ Name, Bin string }
 
 // Init measures `init` n times per candidate, interleaved (one of each in
 // turn, so drift in the machine's load hits all of them alike), after
 // warm-up runs that put every file in the page cache.
-func Init(e *Env, root string, n int, variants []Variant) (*InitResult, error) {
+func Init(e *Env, root string, n int) (*InitResult, error) {
 	ours, err := Install(filepath.Join(root, "ours"), e.ProdBin, "flexblock", "rbd", Config, false)
 	if err != nil {
 		return nil, err
@@ -97,19 +103,6 @@ func Init(e *Env, root string, n int, variants []Variant) (*InitResult, error) {
 		{r.BaselineJQ, []string{jq.Exe, "init"}},
 		{r.BaselineEcho, []string{echo.Exe, "init"}},
 	}
-	for i, v := range variants {
-		p, err := Install(filepath.Join(root, fmt.Sprintf("variant%d", i)), v.Bin, "flexblock", "rbd", Config, false)
-		if err != nil {
-			return nil, err
-		}
-		s := &Series{Name: v.Name}
-		r.Variants = append(r.Variants, s)
-		r.VariantSize = append(r.VariantSize, FileSize(v.Bin))
-		cands = append(cands, struct {
-			s    *Series
-			argv []string
-		}{s, []string{p.Exe, "init"}})
-	}
 	const warm = 10
 	for i := 0; i < n+warm; i++ {
 		for _, cand := range cands {
@@ -125,7 +118,93 @@ func Init(e *Env, root string, n int, variants []Variant) (*InitResult, error) {
 			}
 		}
 	}
+	r.Trace = TraceInit(ours.Exe, min(max(n, 5), 50))
+	r.Modules = Modules(e.ProdBin)
 	return r, nil
+}
+
+// InitTrace is where a Go binary's package initialisation spends its time.
+type InitTrace struct {
+	Runs     int
+	TotalMs  float64   // median over runs of the sum of every package's init clock time
+	EndMs    float64   // median over runs of the time after the runtime's start at which the last init ends
+	Packages int       // packages with an init
+	Top      []InitPkg // every package with an init, by median clock time, descending
+}
+
+// InitPkg is one package's init, medians over the runs.
+type InitPkg struct {
+	Pkg   string
+	Ms    float64
+	Bytes float64
+}
+
+var initLine = regexp.MustCompile(`^init (\S+) @([0-9.]+) ms, ([0-9.]+) ms clock, ([0-9]+) bytes, ([0-9]+) allocs`)
+
+// TraceInit runs exe init runs times with GODEBUG=inittrace=1 (the runtime
+// prints one line per package init on stderr) and summarizes the lines.
+// It returns nil when no run printed any.
+func TraceInit(exe string, runs int) *InitTrace {
+	ms := map[string][]float64{}
+	bytes := map[string][]float64{}
+	var totals, ends []float64
+	for i := 0; i < runs; i++ {
+		cmd := exec.Command(exe, "init")
+		cmd.Env = append(append([]string{}, KubeletEnv...), "GODEBUG=inittrace=1")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if cmd.Run() != nil {
+			continue
+		}
+		total, end, seen := 0.0, 0.0, false
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			m := initLine.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			at, _ := strconv.ParseFloat(m[2], 64)
+			clock, _ := strconv.ParseFloat(m[3], 64)
+			b, _ := strconv.ParseFloat(m[4], 64)
+			ms[m[1]] = append(ms[m[1]], clock)
+			bytes[m[1]] = append(bytes[m[1]], b)
+			total += clock
+			end = max(end, at+clock)
+			seen = true
+		}
+		if seen {
+			totals, ends = append(totals, total), append(ends, end)
+		}
+	}
+	if len(totals) == 0 {
+		return nil
+	}
+	t := &InitTrace{Runs: len(totals), TotalMs: Summarize(totals).Median, EndMs: Summarize(ends).Median, Packages: len(ms)}
+	for pkg, xs := range ms {
+		t.Top = append(t.Top, InitPkg{Pkg: pkg, Ms: Summarize(xs).Median, Bytes: Summarize(bytes[pkg]).Median})
+	}
+	sort.Slice(t.Top, func(i, j int) bool {
+		if t.Top[i].Ms != t.Top[j].Ms {
+			return t.Top[i].Ms > t.Top[j].Ms
+		}
+		return t.Top[i].Pkg < t.Top[j].Pkg
+	})
+	return t
+}
+
+// Modules lists the dependency modules linked into bin (go version -m).
+func Modules(bin string) []string {
+	out, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		return nil
+	}
+	var mods []string
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "dep" {
+			mods = append(mods, f[1])
+		}
+	}
+	return mods
 }
 
 // CycleResult is a mount + unmount benchmark: our driver against a

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flexblock/flexblock/bench/internal/fastmountinfo"
+	"github.com/flexblock/flexblock/driver/mount"
+	"github.com/flexblock/flexblock/driver/volume"
 )
 
 // Unrelated is a set of bind mounts that have nothing to do with the
@@ -76,39 +78,44 @@ type RefcountRow struct {
 	// the driver itself and by its tools; Traced is false without strace.
 	Traced                                                     bool
 	MountReads, MountToolReads, UnmountReads, UnmountToolReads int
-	// Variants are the driver with a proposal applied, in RefcountOpts order.
-	Variants []*VariantCycle
-}
-
-// VariantCycle is the mount and unmount of one variant of the driver.
-type VariantCycle struct {
-	Name           string
-	Mount, Unmount *Series
-	// Reads of mountinfo by the driver in one mount and one unmount (strace).
-	Traced                   bool
-	MountReads, UnmountReads int
 }
 
 // MicroResult is one in-process way of asking the mount table a question.
 type MicroResult struct {
+	Key  string // stable identifier (the Micro* constants)
 	Name string
 	Us   Stats // microseconds per call
 }
 
+// Keys of the in-process ways (MicroResult.Key).
+const (
+	MicroReadOnly      = "read"
+	MicroLibLookup     = "lib-lookup"
+	MicroLibUsers      = "lib-users"
+	MicroLibPrefix     = "lib-prefix"
+	MicroProtoLookup   = "proto-lookup"
+	MicroProtoUsers    = "proto-users"
+	MicroDriverMounted = "driver-mounted"
+	MicroDriverSame    = "driver-same"
+)
+
 // RefcountOpts configures Refcount.
 type RefcountOpts struct {
-	Counts   []int     // unrelated mounts, ascending (100, 10000)
-	N        int       // mount+unmount cycles per count
-	MicroN   int       // in-process repetitions per way, at the smallest count (scaled down for larger)
-	Variants []Variant // other builds of the driver, measured interleaved with ours
+	Counts   []int // unrelated mounts, ascending (100, 10000)
+	N        int   // mount+unmount cycles per count
+	MicroN   int   // in-process repetitions per way, at the smallest count (scaled down for larger)
 	Progress func(string)
 }
 
 // Refcount runs benchmark 4: a real mount and unmount (ext4 on a loop
 // device, real tools) with a growing number of unrelated mounts in the
-// namespace; the unmount's refcount check reads mountinfo. It also times,
-// in process, the ways to ask the mount table (the driver's through
-// github.com/moby/sys/mountinfo and the prototype in fastmountinfo).
+// namespace, the volume's mounts last. The driver answers its questions
+// (is the pod dir mounted, whose bind is it, does another pod still use the
+// global mount) with statx of the paths it recorded; its tools (mount,
+// umount: libmount) still read the table. It also times, in process, the
+// ways to ask those questions: the driver's (driver/mount, statx), and the
+// mount-table ones it falls back to or that were measured against it
+// (github.com/moby/sys/mountinfo, the byte pre-filter in fastmountinfo).
 // Needs a private mount namespace.
 func Refcount(e *Env, root string, o RefcountOpts) ([]*RefcountRow, error) {
 	loop, err := NewLoop(filepath.Join(root, "refcount.img"), GiB)
@@ -119,22 +126,11 @@ func Refcount(e *Env, root string, o RefcountOpts) ([]*RefcountRow, error) {
 	if out, err := runOut("mkfs.ext4", "-q", "-F", "-m0", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", loop.Dev); err != nil {
 		return nil, fmt.Errorf("mkfs: %v: %s", err, out)
 	}
-	type drv struct {
-		p   *Plugin
-		log *LogReader
-	}
-	ours, err := Install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", Config, true)
+	p, err := Install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", Config, true)
 	if err != nil {
 		return nil, err
 	}
-	drivers := []drv{{ours, &LogReader{Path: ours.Log}}}
-	for i, v := range o.Variants {
-		pp, err := Install(filepath.Join(root, fmt.Sprintf("variant%d", i)), v.Bin, "flexblock", "loop", Config, true)
-		if err != nil {
-			return nil, err
-		}
-		drivers = append(drivers, drv{pp, &LogReader{Path: pp.Log}})
-	}
+	log := &LogReader{Path: p.Log}
 	defer UnmountUnder(root)
 	un, err := NewUnrelated(filepath.Join(root, "unrelated"))
 	if err != nil {
@@ -157,71 +153,51 @@ func Refcount(e *Env, root string, o RefcountOpts) ([]*RefcountRow, error) {
 		}
 		row := &RefcountRow{Unrelated: count, TableLines: TableSize(),
 			Mount: &Series{Name: "flexblock mount"}, Unmount: &Series{Name: "flexblock unmount"}}
-		for _, v := range o.Variants {
-			row.Variants = append(row.Variants, &VariantCycle{Name: v.Name, Mount: &Series{Name: v.Name + " mount"}, Unmount: &Series{Name: v.Name + " unmount"}})
-		}
 		rows = append(rows, row)
 		for i := 0; i < o.N+1; i++ {
-			for k, d := range drivers {
-				pod := d.p.PodDir(fmt.Sprintf("rc-%d-%d", count, i), "flexblock", "data")
-				if err := MkPodDir(pod); err != nil {
+			pod := p.PodDir(fmt.Sprintf("rc-%d-%d", count, i), "flexblock", "data")
+			if err := MkPodDir(pod); err != nil {
+				return nil, err
+			}
+			log.Skip()
+			if i == 0 {
+				// Warm-up round: count the mountinfo reads (strace) and
+				// time the in-process ways.
+				if err := row.trace(p, pod, opts, o.MicroN*o.Counts[0]/count); err != nil {
 					return nil, err
 				}
-				d.log.Skip()
-				if i == 0 {
-					// Warm-up round: count the mountinfo reads (strace) and,
-					// for the current driver, time the in-process ways.
-					if k == 0 {
-						if err := row.trace(d.p, pod, opts, o.MicroN*o.Counts[0]/count); err != nil {
-							return nil, err
-						}
-					} else if err := row.Variants[k-1].trace(d.p, pod, opts); err != nil {
-						return nil, err
-					}
-					if _, err := d.log.Next(); err != nil {
-						return nil, err
-					}
-					_ = os.Remove(pod)
-					continue
-				}
-				mx, err := c.Run(KubeletEnv, d.p.Exe, "mount", pod, opts)
-				if err != nil {
+				if _, err := log.Next(); err != nil {
 					return nil, err
-				}
-				if a := Decode(mx.Output); a.Status != "Success" {
-					return nil, fmt.Errorf("mount with %d mounts: %s", count, a.Message)
-				}
-				ux, err := c.Run(KubeletEnv, d.p.Exe, "unmount", pod)
-				if err != nil {
-					return nil, err
-				}
-				if a := Decode(ux.Output); a.Status != "Success" {
-					return nil, fmt.Errorf("unmount with %d mounts: %s", count, a.Message)
-				}
-				calls, err := d.log.Next()
-				if err != nil || len(calls) != 2 {
-					return nil, fmt.Errorf("driver log: want 2 calls, got %d (%v)", len(calls), err)
-				}
-				if left := MountsUnder(d.p.Kubelet); len(left) != 0 {
-					return nil, fmt.Errorf("mounts left after unmount: %v", left)
 				}
 				_ = os.Remove(pod)
-				if i == 0 {
-					continue // warm-up
-				}
-				if k == 0 {
-					row.Mount.Add(mx)
-					row.Mount.AddLog(calls[0])
-					row.Unmount.Add(ux)
-					row.Unmount.AddLog(calls[1])
-				} else {
-					v := row.Variants[k-1]
-					v.Mount.Add(mx)
-					v.Mount.AddLog(calls[0])
-					v.Unmount.Add(ux)
-					v.Unmount.AddLog(calls[1])
-				}
+				continue
 			}
+			mx, err := c.Run(KubeletEnv, p.Exe, "mount", pod, opts)
+			if err != nil {
+				return nil, err
+			}
+			if a := Decode(mx.Output); a.Status != "Success" {
+				return nil, fmt.Errorf("mount with %d mounts: %s", count, a.Message)
+			}
+			ux, err := c.Run(KubeletEnv, p.Exe, "unmount", pod)
+			if err != nil {
+				return nil, err
+			}
+			if a := Decode(ux.Output); a.Status != "Success" {
+				return nil, fmt.Errorf("unmount with %d mounts: %s", count, a.Message)
+			}
+			calls, err := log.Next()
+			if err != nil || len(calls) != 2 {
+				return nil, fmt.Errorf("driver log: want 2 calls, got %d (%v)", len(calls), err)
+			}
+			if left := MountsUnder(p.Kubelet); len(left) != 0 {
+				return nil, fmt.Errorf("mounts left after unmount: %v", left)
+			}
+			_ = os.Remove(pod)
+			row.Mount.Add(mx)
+			row.Mount.AddLog(calls[0])
+			row.Unmount.Add(ux)
+			row.Unmount.AddLog(calls[1])
 		}
 	}
 	return rows, nil
@@ -251,27 +227,6 @@ func (row *RefcountRow) trace(p *Plugin, pod, opts string, microN int) error {
 	return err
 }
 
-func (v *VariantCycle) trace(p *Plugin, pod, opts string) error {
-	var err error
-	var out string
-	v.MountReads, _, out, v.Traced, err = MountinfoReads(KubeletEnv, p.Exe, "mount", pod, opts)
-	if err != nil || (v.Traced && Decode(out).Status != "Success") {
-		return fmt.Errorf("traced mount: %v: %s", err, out)
-	}
-	if !v.Traced {
-		if _, _, err := p.Call(KubeletEnv, "mount", pod, opts); err != nil {
-			return err
-		}
-		_, _, err = p.Call(KubeletEnv, "unmount", pod)
-		return err
-	}
-	v.UnmountReads, _, out, _, err = MountinfoReads(KubeletEnv, p.Exe, "unmount", pod)
-	if err != nil || Decode(out).Status != "Success" {
-		return fmt.Errorf("traced unmount: %v: %s", err, out)
-	}
-	return nil
-}
-
 // micro times the in-process ways to ask the two questions of an unmount,
 // with the volume mounted (global mount + pod bind at the table's end).
 func micro(p *Plugin, pod string, n int) []MicroResult {
@@ -281,49 +236,52 @@ func micro(p *Plugin, pod string, n int) []MicroResult {
 		return nil
 	}
 	g := bind[0] // Users of the pod's bind: the global mount
-	global := filepath.Join(p.Kubelet, "plugins", "flexblock", p.Name, "mounts", filepath.Base(g.Source))
+	global := volume.GlobalMount(p.Kubelet, p.Name, filepath.Base(g.Source))
+	drv := &mount.Tools{} // the driver's Mounter, as app.NewDriver makes it (no nsenter)
 	ways := []struct {
-		name string
-		fn   func()
+		key, name string
+		fn        func()
 	}{
-		{"read mountinfo, no parsing (the kernel's share)", func() {
+		{MicroReadOnly, "read mountinfo, no parsing (the kernel's share of any table read)", func() {
 			f, cl, err := fastmountinfo.Open()
 			if err == nil {
 				_, _ = io.Copy(io.Discard, f)
 				cl()
 			}
 		}},
-		{"driver Lookup: mountinfo.GetMounts(SingleEntryFilter)", func() {
+		{MicroLibLookup, "table Lookup: mountinfo.GetMounts(SingleEntryFilter) (the driver's fallback)", func() {
 			_, _ = mountinfo.GetMounts(mountinfo.SingleEntryFilter(pod))
 		}},
-		{"driver Users: mountinfo.GetMounts(same device and root)", func() {
+		{MicroLibUsers, "table Users: mountinfo.GetMounts(same device and root) (the driver's fallback)", func() {
 			_, _ = mountinfo.GetMounts(func(i *mountinfo.Info) (bool, bool) {
 				return !(i.Major == g.Major && i.Minor == g.Minor && i.Root == g.Root) || i.Mountpoint == g.Mountpoint, false
 			})
 		}},
-		{"mountinfo.GetMounts(PrefixFilter(kubelet root))", func() {
+		{MicroLibPrefix, "mountinfo.GetMounts(PrefixFilter(kubelet root))", func() {
 			_, _ = mountinfo.GetMounts(mountinfo.PrefixFilter(p.Kubelet))
 		}},
-		{"prototype Lookup: byte pre-filter, parse matches only", func() {
+		{MicroProtoLookup, "pre-filter prototype Lookup: compare raw bytes, parse matches only", func() {
 			f, cl, err := fastmountinfo.Open()
 			if err == nil {
 				_, _ = fastmountinfo.Lookup(f, pod)
 				cl()
 			}
 		}},
-		{"prototype Users: byte pre-filter, parse matches only", func() {
+		{MicroProtoUsers, "pre-filter prototype Users: compare raw bytes, parse matches only", func() {
 			f, cl, err := fastmountinfo.Open()
 			if err == nil {
 				_, _ = fastmountinfo.Users(f, g)
 				cl()
 			}
 		}},
-		{"mountinfo.Mounted (openat2/statx, no table read)", func() {
-			_, _ = mountinfo.Mounted(pod)
+		{MicroDriverMounted, "driver Mounted(pod dir): statx, no table read", func() {
+			if ok, err := drv.Mounted(pod); err != nil || !ok {
+				panic(fmt.Sprintf("Mounted(%s) = %v, %v", pod, ok, err))
+			}
 		}},
-		{"prototype SameMount: statx of global and pod (no table read)", func() {
-			if ok, err := fastmountinfo.SameMount(global, pod); err != nil || !ok {
-				panic(fmt.Sprintf("SameMount(%s, %s) = %v, %v", global, pod, ok, err))
+		{MicroDriverSame, "driver Same(global mount, pod dir): two statx, no table read", func() {
+			if ok, err := drv.Same(global, pod); err != nil || !ok {
+				panic(fmt.Sprintf("Same(%s, %s) = %v, %v", global, pod, ok, err))
 			}
 		}},
 	}
@@ -336,7 +294,7 @@ func micro(p *Plugin, pod string, n int) []MicroResult {
 			w.fn()
 			us = append(us, float64(time.Since(start).Nanoseconds())/1000)
 		}
-		out = append(out, MicroResult{Name: w.name, Us: Summarize(us)})
+		out = append(out, MicroResult{Key: w.key, Name: w.name, Us: Summarize(us)})
 	}
 	return out
 }
