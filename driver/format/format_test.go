@@ -38,7 +38,7 @@ func TestPrepare(t *testing.T) {
 	}{
 		{name: "blank ext4 gets lazy mkfs", fs: "ext4", readable: true,
 			script:    func(s *runner.Script) { s.On("blkid", "", 2) },
-			wantCalls: []string{blkid, "mkfs.ext4 -F -m0 -G 256 -O sparse_super2 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 " + dev}, formatted: true},
+			wantCalls: []string{blkid, "mkfs.ext4 -F -m0 -G 256 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 " + dev}, formatted: true},
 		{name: "blank xfs with extra options", fs: "xfs", readable: true, mkfs: []string{"-L", "data"},
 			script:    func(s *runner.Script) { s.On("blkid", "", 2) },
 			wantCalls: []string{blkid, "mkfs.xfs -f -K -L data " + dev}, formatted: true},
@@ -86,7 +86,7 @@ func TestPrepare(t *testing.T) {
 			wantCalls: []string{blkid}, wantErr: "probe"},
 		{name: "mkfs fails", fs: "ext4", readable: true,
 			script:    func(s *runner.Script) { s.On("blkid", "", 2).On("mkfs", "", 1) },
-			wantCalls: []string{blkid, "mkfs.ext4 -F -m0 -G 256 -O sparse_super2 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 " + dev}, wantErr: "format /dev/vdx as ext4"},
+			wantCalls: []string{blkid, "mkfs.ext4 -F -m0 -G 256 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 " + dev}, wantErr: "format /dev/vdx as ext4"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +124,7 @@ func TestPrepareRetriesTransientReadError(t *testing.T) {
 		t.Fatalf("formatted=%v err=%v", formatted, err)
 	}
 	blkid := "blkid -p -s TYPE -s PTTYPE -o export " + dev
-	want := []string{blkid, blkid, "mkfs.ext4 -F -m0 -G 256 -O sparse_super2 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 " + dev}
+	want := []string{blkid, blkid, "mkfs.ext4 -F -m0 -G 256 -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 " + dev}
 	if got := strings.Join(s.Lines(), "\n"); got != strings.Join(want, "\n") {
 		t.Errorf("calls:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}

@@ -1,6 +1,7 @@
 // Package mount mounts and unmounts through the mount(8) tools (so every
-// mount is bounded by the runner's timeout) and answers questions about the
-// mount table from mountinfo.
+// mount is bounded by the runner's timeout) and answers whether a path is a
+// mount point, and of what, with statx (no mount-table read, whatever its
+// size), falling back to mountinfo where statx cannot answer.
 package mount
 
 import (
@@ -85,7 +86,8 @@ func (t *Tools) Unmount(ctx context.Context, target string) error {
 
 // Lookup finds the mount at path (the last one, if stacked).
 func (t *Tools) Lookup(path string) (*mountinfo.Info, error) {
-	ms, err := t.mounts(mountinfo.SingleEntryFilter(path))
+	// Not SingleEntryFilter: it stops at the first of stacked mounts.
+	ms, err := t.mounts(func(i *mountinfo.Info) (skip, stop bool) { return i.Mountpoint != path, false })
 	if err != nil || len(ms) == 0 {
 		return nil, err
 	}

@@ -158,8 +158,9 @@ func (d *Driver) formatAndMount(ctx context.Context, c *options.Common, dev, tar
 }
 
 // Unmount removes the pod's bind; the last one out unmounts the global
-// mount and releases the device. It needs no options: mountinfo and the
-// state records tell it everything.
+// mount and releases the device. It needs no options: the state records
+// (which list the pod dirs bound to each global mount) and statx on those
+// paths tell it everything.
 func (d *Driver) Unmount(ctx context.Context, podDir string) flexvol.Result {
 	if d.Env.Config.Attach {
 		return flexvol.NotSupported("unmount")
