@@ -11,7 +11,8 @@
 #            unmount leaves no session or mount.
 set -euo pipefail
 phase=$1
-modprobe -a loop iscsi_tcp
+modprobe -a loop iscsi_tcp sd_mod
+ip link set lo up
 mkdir -p /persist /var/log/flexblock
 [ "$phase" = 1 ] && mkfs.ext4 -q -F /dev/vda
 mount /dev/vda /persist
@@ -84,6 +85,9 @@ case $phase in
 	assert_eq "$(mount_count_under "$KUBELET_ROOT")" 0 "mounts under the kubelet root"
 	losetup -d "$dev"
 	umount /etc/iscsi/nodes
-	umount /persist
+	# tgtd holds the LUN file open until the LUN is deleted
+	tgtadm --lld iscsi --op delete --mode logicalunit --tid 1 --lun 1
+	sync
+	umount /persist || { fuser -vm /persist; losetup -a; grep persist /proc/self/mountinfo; exit 1; }
 	;;
 esac
