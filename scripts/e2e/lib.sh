@@ -174,6 +174,20 @@ source_of() { awk -v p="$1" '$5 == p {for (i=7;i<=NF;i++) if ($i=="-") {print $(
 
 rbd_mapped_count() { rbd device list --format json 2>/dev/null | jq length; }
 iscsi_session_count() { find /sys/class/iscsi_session -mindepth 1 -maxdepth 1 -name 'session*' 2>/dev/null | wc -l; }
+sd_devices() { for d in /sys/block/sd*; do [ -e "$d" ] && printf '%s ' "${d##*/}"; done; true; }
+# assert_iscsi_clean [WHAT]: nothing of iSCSI is left on the node: no
+# session, node record, sd device, multipath map or driver marker.
+assert_iscsi_clean() {
+	local w=${1:+$1: }
+	assert_eq "$(iscsi_session_count)" 0 "${w}iSCSI sessions left"
+	if iscsiadm -m node >/dev/null 2>&1; then fail "${w}node records left: $(iscsiadm -m node)"; fi
+	[ -z "$(sd_devices)" ] || fail "${w}sd devices left: $(sd_devices)"
+	[ -z "$(dmsetup ls --target multipath 2>/dev/null | grep -v 'No devices found')" ] || fail "${w}multipath maps left: $(dmsetup ls --target multipath)"
+	[ -z "$(ls -A "$STATE_DIR/iscsi" 2>/dev/null)" ] || fail "${w}driver markers left: $(ls "$STATE_DIR/iscsi")"
+}
+# wipe_lun FILE: zeroes a LUN's backing file, keeping its size (tgtd keeps
+# the size it saw when the LUN was created).
+wipe_lun() { local s; s=$(stat -c %s "$1"); truncate -s 0 "$1"; truncate -s "$s" "$1"; }
 
 # sample_cmdlines SECONDS FILE: samples every process's cmdline and environ
 # until killed; used to prove secrets never reach argv or env.

@@ -23,13 +23,6 @@ blank_lun() {
 	truncate -s "$2" "$f"
 	tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun "$1" -b "$f"
 }
-sd_devices() { for d in /sys/block/sd*; do [ -e "$d" ] && printf '%s ' "${d##*/}"; done; true; }
-assert_iscsi_clean() {
-	assert_eq "$(iscsi_session_count)" 0 "iSCSI sessions left"
-	if iscsiadm -m node >/dev/null 2>&1; then fail "node records left: $(iscsiadm -m node)"; fi
-	[ -z "$(sd_devices)" ] || fail "sd devices left: $(sd_devices)"
-	[ -z "$(ls -A "$STATE_DIR/iscsi" 2>/dev/null)" ] || fail "driver markers left: $(ls "$STATE_DIR/iscsi")"
-}
 
 blank_lun 1 $((64 << 20))
 blank_lun 2 $((320 << 20))

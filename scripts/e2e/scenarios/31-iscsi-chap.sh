@@ -4,18 +4,8 @@
 # except iscsiadm's own (unavoidable: iscsiadm takes it as -v), and never in
 # the driver log or state.
 install_driver iscsi '{"iscsi":{"deviceTimeout":"30s"}}'
-sd_devices() { for d in /sys/block/sd*; do [ -e "$d" ] && printf '%s ' "${d##*/}"; done; true; }
-assert_iscsi_clean() {
-	assert_eq "$(iscsi_session_count)" 0 "iSCSI sessions left"
-	if iscsiadm -m node >/dev/null 2>&1; then fail "node records left: $(iscsiadm -m node)"; fi
-	[ -z "$(sd_devices)" ] || fail "sd devices left: $(sd_devices)"
-	[ -z "$(ls -A "$STATE_DIR/iscsi" 2>/dev/null)" ] || fail "driver markers left: $(ls "$STATE_DIR/iscsi")"
-}
-# wipe FILE: zeroes a LUN's backing file, keeping its size (tgtd keeps the
-# size it saw when the LUN was created).
-wipe() { local s; s=$(stat -c %s "$1"); truncate -s 0 "$1"; truncate -s "$s" "$1"; }
 img=$ISCSI_LUN_DIR/chap-lun1.img
-wipe "$img"
+wipe_lun "$img"
 opts() { kopts targetPortal="$ISCSI_PORTAL" iqn="$ISCSI_CHAP" lun=1 chapAuthSession=true kubernetes.io/fsType=ext4 "$@"; }
 pod=$(pod_dir chap-1 iscsi data)
 

@@ -2,14 +2,6 @@
 # (127.0.0.1 and 127.0.0.2) is mounted through multipathd's dm map over both
 # paths; with the second portal down at mount time the mount still works on
 # one path; every unmount removes the map, the paths and the sessions.
-sd_devices() { for d in /sys/block/sd*; do [ -e "$d" ] && printf '%s ' "${d##*/}"; done; true; }
-assert_iscsi_clean() {
-	assert_eq "$(iscsi_session_count)" 0 "iSCSI sessions left"
-	if iscsiadm -m node >/dev/null 2>&1; then fail "node records left: $(iscsiadm -m node)"; fi
-	[ -z "$(sd_devices)" ] || fail "sd devices left: $(sd_devices)"
-	[ -z "$(dmsetup ls --target multipath 2>/dev/null | grep -v 'No devices found')" ] || fail "multipath maps left: $(dmsetup ls --target multipath)"
-	[ -z "$(ls -A "$STATE_DIR/iscsi" 2>/dev/null)" ] || fail "driver markers left: $(ls "$STATE_DIR/iscsi")"
-}
 
 # multipathd: a node using several portals runs it; this guest does not by
 # default. greedy: a map for every path, a single one included.
@@ -42,11 +34,8 @@ fi
 note "multipathd: $(multipathd show daemon 2>&1)"
 
 install_driver iscsi '{"iscsi":{"deviceTimeout":"60s"}}'
-# wipe FILE: zeroes a LUN's backing file, keeping its size (tgtd keeps the
-# size it saw when the LUN was created).
-wipe() { local s; s=$(stat -c %s "$1"); truncate -s 0 "$1"; truncate -s "$s" "$1"; }
 img=$ISCSI_LUN_DIR/plain-lun3.img
-wipe "$img"
+wipe_lun "$img"
 opts() { kopts targetPortal="$ISCSI_PORTAL" portals="$ISCSI_PORTAL2" iqn="$ISCSI_PLAIN" lun=3 kubernetes.io/fsType=ext4; }
 map_of() { basename "$(readlink -f "$(source_of "$1")")"; }
 

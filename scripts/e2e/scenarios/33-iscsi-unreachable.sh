@@ -4,12 +4,6 @@
 # the configured iscsiadm timeout, leave no iscsiadm process running, and no
 # session, record or marker.
 install_driver iscsi '{"timeouts":{"iscsiadm":"8s"},"iscsi":{"deviceTimeout":"10s"}}'
-sd_devices() { for d in /sys/block/sd*; do [ -e "$d" ] && printf '%s ' "${d##*/}"; done; true; }
-assert_iscsi_clean() {
-	assert_eq "$(iscsi_session_count)" 0 "iSCSI sessions left"
-	if iscsiadm -m node >/dev/null 2>&1; then fail "node records left: $(iscsiadm -m node)"; fi
-	[ -z "$(ls -A "$STATE_DIR/iscsi" 2>/dev/null)" ] || fail "driver markers left: $(ls "$STATE_DIR/iscsi")"
-}
 pod=$(pod_dir down iscsi data)
 # the driver's own duration of its last call, from its log
 took() { jq -r 'select(.msg == "call done") | .ms | floor' "$LOG_FILE" | tail -1; }

@@ -25,16 +25,10 @@ locks_free() {
 		flock -n "$f" true || fail "$1: lock $(basename "$f") still held"
 	done
 }
-sd_devices() { for d in /sys/block/sd*; do [ -e "$d" ] && printf '%s ' "${d##*/}"; done; true; }
 clean_rbd() {
 	assert_eq "$(rbd_mapped_count)" 0 "$1: rbd mappings"
 }
-clean_iscsi() {
-	assert_eq "$(iscsi_session_count)" 0 "$1: iSCSI sessions"
-	if iscsiadm -m node >/dev/null 2>&1; then fail "$1: node records left: $(iscsiadm -m node)"; fi
-	[ -z "$(sd_devices)" ] || fail "$1: sd devices left: $(sd_devices)"
-	[ -z "$(ls -A "$STATE_DIR/iscsi" 2>/dev/null)" ] || fail "$1: iSCSI markers left: $(ls "$STATE_DIR/iscsi")"
-}
+clean_iscsi() { assert_iscsi_clean "$1"; }
 clean() { # clean BACKEND WHAT
 	"clean_$1" "$2"
 	assert_eq "$(mount_count_under "$KUBELET_ROOT")" 0 "$2: mounts"
@@ -90,9 +84,7 @@ matrix rbd "$(kopts monitors="$CEPH_MON" pool=kube user=kube image=crash size=64
 # LUN 4 of the plain target, zeroed keeping its size (tgtd keeps the size
 # it saw when the LUN was created): the first mount formats it.
 img=$ISCSI_LUN_DIR/plain-lun4.img
-s=$(stat -c %s "$img")
-truncate -s 0 "$img"
-truncate -s "$s" "$img"
+wipe_lun "$img"
 matrix iscsi "$(kopts targetPortal="$ISCSI_PORTAL" iqn="$ISCSI_PLAIN" lun=4 kubernetes.io/fsType=ext4)"
 
 printf '  %-8s %-28s %-12s %s\n' backend "crash point" "next call" "outcome"
