@@ -52,6 +52,7 @@ func installCommand() *cli.Command {
 		&cli.StringFlag{Name: "rbd-user", EnvVars: env("RBD_USER"), Usage: "default cephx user"},
 		&cli.BoolFlag{Name: "rbd-allow-force-unmap", EnvVars: env("RBD_ALLOW_FORCE_UNMAP"), Usage: "allow rbd unmap -o force for a stuck device"},
 		&cli.StringFlag{Name: "iscsi-credentials-file", EnvVars: env("ISCSI_CREDENTIALS_FILE"), Usage: "node-local JSON file of CHAP keys (node path), used when no Secret is given (attach mode)"},
+		&cli.StringFlag{Name: "iscsi-records-dir", EnvVars: env("ISCSI_RECORDS_DIR"), Usage: "persistent node dir for the markers of the iSCSI records flexblock makes (default " + config.DefaultRecordsDir + ")"},
 		&cli.DurationFlag{Name: "iscsi-device-timeout", EnvVars: env("ISCSI_DEVICE_TIMEOUT"), Usage: "how long to wait for a LUN's device after login (0: 30s)"},
 	)
 	return &cli.Command{
@@ -143,6 +144,7 @@ func configFromFlags(c *cli.Context) (config.Config, error) {
 		ISCSI: config.ISCSI{
 			CredentialsFile: c.String("iscsi-credentials-file"),
 			DeviceTimeout:   config.Duration(c.Duration("iscsi-device-timeout")),
+			RecordsDir:      c.String("iscsi-records-dir"),
 		},
 	}
 	t, err := installer.ParseTimeouts(c.StringSlice("timeout"))

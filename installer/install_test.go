@@ -438,7 +438,8 @@ func TestCLI(t *testing.T) {
 	out, code := run([]string{"FLEXBLOCK_ATTACH=true", "FLEXBLOCK_TIMEOUTS=rbd=2m,iscsiadm=30s"},
 		"install", "--once", "--plugin-dir", e.plugin, "--log-file", e.log, "--state-dir", e.state,
 		"--rbd-keyring", "/etc/ceph/ceph.client.k8s.keyring", "--rbd-user", "k8s", "--rbd-monitors", "10.0.0.1,10.0.0.2",
-		"--iscsi-credentials-file", "/etc/flexblock/chap.json", "--kubelet-root", "/var/lib/kubelet", "--nsenter",
+		"--iscsi-credentials-file", "/etc/flexblock/chap.json", "--iscsi-records-dir", "/var/lib/k8s-flexblock/iscsi",
+		"--kubelet-root", "/var/lib/kubelet", "--nsenter",
 		"--fs-group=false")
 	if code != 0 || !strings.Contains(out, "answer init") {
 		t.Fatalf("install exit %d:\n%s", code, out)
@@ -452,7 +453,7 @@ func TestCLI(t *testing.T) {
 		Attach: true, FSGroup: &f, LogFile: e.log, StateDir: e.state, KubeletRoot: "/var/lib/kubelet", Nsenter: true,
 		Timeouts: map[string]config.Duration{"rbd": config.Duration(2 * time.Minute), "iscsiadm": config.Duration(30 * time.Second)},
 		RBD:      config.RBD{DefaultMonitors: "10.0.0.1,10.0.0.2", Keyring: "/etc/ceph/ceph.client.k8s.keyring", User: "k8s"},
-		ISCSI:    config.ISCSI{CredentialsFile: "/etc/flexblock/chap.json", DeviceTimeout: c.ISCSI.DeviceTimeout},
+		ISCSI:    config.ISCSI{CredentialsFile: "/etc/flexblock/chap.json", DeviceTimeout: c.ISCSI.DeviceTimeout, RecordsDir: "/var/lib/k8s-flexblock/iscsi"},
 	}
 	c.SELinuxRelabel, c.LogMaxBytes, c.DefaultFSType = nil, 0, ""
 	if !reflect.DeepEqual(*c, want) {

@@ -86,6 +86,12 @@ type ISCSI struct {
 	// when kubelet passes no Secret (attach mode).
 	CredentialsFile string   `json:"credentialsFile,omitempty"`
 	DeviceTimeout   Duration `json:"deviceTimeout,omitempty"`
+	// RecordsDir keeps the markers of the open-iscsi node, discovery and
+	// iface records flexblock created. Those records live on disk and
+	// survive a reboot, so their markers must too (the state dir does
+	// not): after a reboot the last user of a target still deletes the
+	// record, and the CHAP secret in it, that flexblock made.
+	RecordsDir string `json:"recordsDir,omitempty"`
 }
 
 // Defaults.
@@ -93,6 +99,7 @@ const (
 	DefaultLogFile     = "/var/log/flexblock/flexblock.log"
 	DefaultLogMaxBytes = 10 << 20
 	DefaultStateDir    = "/run/flexblock"
+	DefaultRecordsDir  = "/var/lib/flexblock/iscsi"
 	DefaultFSType      = "ext4"
 )
 
@@ -169,6 +176,7 @@ func (c *Config) validate() error {
 	for _, p := range []struct{ field, val string }{
 		{"logFile", c.LogFile}, {"stateDir", c.StateDir}, {"kubeletRoot", c.KubeletRoot},
 		{"rbd.keyring", c.RBD.Keyring}, {"iscsi.credentialsFile", c.ISCSI.CredentialsFile},
+		{"iscsi.recordsDir", c.ISCSI.RecordsDir},
 	} {
 		if p.val != "" && (!filepath.IsAbs(p.val) || filepath.Clean(p.val) != p.val) {
 			return fmt.Errorf("field %q: %q must be an absolute, clean path", p.field, p.val)
@@ -207,6 +215,9 @@ func (c *Config) withDefaults() *Config {
 	}
 	if c.ISCSI.DeviceTimeout == 0 {
 		c.ISCSI.DeviceTimeout = Duration(30 * time.Second)
+	}
+	if c.ISCSI.RecordsDir == "" {
+		c.ISCSI.RecordsDir = DefaultRecordsDir
 	}
 	return c
 }

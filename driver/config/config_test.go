@@ -41,18 +41,19 @@ func TestValues(t *testing.T) {
 
 func TestBadConfigNamesFileAndField(t *testing.T) {
 	cases := map[string]string{
-		`{"atach":true}`:                      `unknown field "atach"`,
-		`{"attach":"yes"}`:                    `field "attach"`,
-		`{"timeouts":{"rbd":"soon"}}`:         `"soon" is not a positive duration`,
-		`{"timeouts":{"rbd":"-1s"}}`:          "positive duration",
-		`{"logFile":"relative/log"}`:          `field "logFile"`,
-		`{"stateDir":"/run/../etc"}`:          `field "stateDir"`,
-		`{"defaultFSType":"ntfs"}`:            `field "defaultFSType"`,
-		`{"logMaxBytes":-5}`:                  `field "logMaxBytes"`,
-		`{"attach":true} {}`:                  "trailing data",
-		`{"attach":`:                          "config",
-		`{"rbd":{"keyring":"k"}}`:             `field "rbd.keyring"`,
-		`{"iscsi":{"deviceTimeout":"never"}}`: "duration",
+		`{"atach":true}`:                       `unknown field "atach"`,
+		`{"attach":"yes"}`:                     `field "attach"`,
+		`{"timeouts":{"rbd":"soon"}}`:          `"soon" is not a positive duration`,
+		`{"timeouts":{"rbd":"-1s"}}`:           "positive duration",
+		`{"logFile":"relative/log"}`:           `field "logFile"`,
+		`{"stateDir":"/run/../etc"}`:           `field "stateDir"`,
+		`{"iscsi":{"recordsDir":"var/lib/x"}}`: `field "iscsi.recordsDir"`,
+		`{"defaultFSType":"ntfs"}`:             `field "defaultFSType"`,
+		`{"logMaxBytes":-5}`:                   `field "logMaxBytes"`,
+		`{"attach":true} {}`:                   "trailing data",
+		`{"attach":`:                           "config",
+		`{"rbd":{"keyring":"k"}}`:              `field "rbd.keyring"`,
+		`{"iscsi":{"deviceTimeout":"never"}}`:  "duration",
 	}
 	for body, want := range cases {
 		p := write(t, body)

@@ -40,7 +40,7 @@ func (v *Volume) Acquire(ctx context.Context, env *volume.Env, nodeLocal bool) (
 	if err != nil {
 		return "", nil, err
 	}
-	a := &acquirer{v: v, b: v.b, env: env, own: ownedIn(env.StateDir), disc: disc, sess: sess}
+	a := &acquirer{v: v, b: v.b, env: env, own: ownedIn(env), disc: disc, sess: sess}
 	dev, data, err := a.run(ctx)
 	if err != nil {
 		return "", nil, errors.Join(err, a.undo(context.WithoutCancel(ctx)))

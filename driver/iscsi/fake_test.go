@@ -70,6 +70,7 @@ func newNode(t *testing.T) *fakeNode {
 		t.Fatal(err)
 	}
 	cfg.ISCSI.DeviceTimeout = config.Duration(5 * time.Second)
+	cfg.ISCSI.RecordsDir = t.TempDir()
 	n := &fakeNode{
 		t: t, sys: t.TempDir(), dev: t.TempDir(), cfg: cfg,
 		script:  &runner.Script{Strict: true},
@@ -501,7 +502,8 @@ func (n *fakeNode) sdCount() int {
 
 func (n *fakeNode) markers() []string {
 	l, _ := filepath.Glob(filepath.Join(n.env.StateDir, "iscsi", "*"))
-	return l
+	r, _ := filepath.Glob(filepath.Join(n.cfg.ISCSI.RecordsDir, "*"))
+	return append(l, r...)
 }
 
 func (n *fakeNode) expectLines(want ...string) {

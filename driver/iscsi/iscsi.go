@@ -129,7 +129,7 @@ func (b *Backend) release(ctx context.Context, env *volume.Env, selfID string, a
 	if err != nil {
 		return err
 	}
-	own := ownedIn(env.StateDir)
+	own := ownedIn(env)
 	var errs []error
 	for _, p := range portals {
 		if users.portals[p] {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -190,6 +191,40 @@ func TestFreshLoginAndRelease(t *testing.T) {
 	n.reset()
 	if err := n.b.Release(context.Background(), n.env, rec); err != nil || len(n.lines()) != 0 {
 		t.Errorf("second release: %v %v", err, n.lines())
+	}
+}
+
+// A reboot ends the session and empties the state dir, but open-iscsi's
+// node record stays on disk, and so does flexblock's marker of it (in the
+// records dir): the next user of the target reuses the record, and its
+// release deletes it, CHAP secret included.
+func TestNodeRecordMadeBeforeARebootIsDeletedAfterIt(t *testing.T) {
+	n := newNode(t)
+	if _, _, err := n.acquire(n.mustParse(plain("2")...), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range n.b.sessions() { // the reboot
+		n.removeSession(&s)
+	}
+	n.env.StateDir = t.TempDir()
+
+	n.reset()
+	_, rec, err := n.acquire(n.mustParse(plain("2")...), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(n.lines(), freshLogin[2]) {
+		t.Errorf("the kept node record was created again: %q", n.lines())
+	}
+	n.reset()
+	if err := n.release(rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.nodes) != 0 || len(n.markers()) != 0 || n.sessionCount() != 0 {
+		t.Errorf("left: nodes %v, markers %v, %d sessions", n.nodes, n.markers(), n.sessionCount())
+	}
+	if !slices.Contains(n.lines(), logout[1]) {
+		t.Errorf("node record not deleted: %q", n.lines())
 	}
 }
 

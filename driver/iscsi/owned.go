@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/flexblock/flexblock/driver/state"
+	"github.com/flexblock/flexblock/driver/volume"
 )
 
 // Kinds of open-iscsi objects the driver may own.
@@ -25,10 +26,21 @@ const (
 // a session another volume logged in, and nothing an administrator made
 // is ever logged out or deleted. The marker is written BEFORE the object
 // is made, so a driver killed in between leaves a marker, never an
-// unowned object.
-type owned struct{ dir string }
+// unowned object. Session markers live in the state dir, which vanishes
+// with a reboot as sessions do; the markers of records, which open-iscsi
+// keeps on disk, live in the persistent records dir.
+type owned struct{ sessions, records string }
 
-func ownedIn(stateDir string) owned { return owned{dir: filepath.Join(stateDir, "iscsi")} }
+func ownedIn(env *volume.Env) owned {
+	return owned{sessions: filepath.Join(env.StateDir, "iscsi"), records: env.Config.ISCSI.RecordsDir}
+}
+
+func (o owned) dir(m marker) string {
+	if m.Kind == ownSession {
+		return o.sessions
+	}
+	return o.records
+}
 
 type marker struct {
 	Kind   string `json:"kind"`
@@ -43,17 +55,17 @@ func (m marker) path(dir string) string {
 }
 
 func (o owned) has(m marker) bool {
-	_, err := os.Stat(m.path(o.dir))
+	_, err := os.Stat(m.path(o.dir(m)))
 	return err == nil
 }
 
 func (o owned) set(m marker) error {
 	b, _ := json.Marshal(m)
-	return state.WriteFileAtomic(m.path(o.dir), b, 0o600)
+	return state.WriteFileAtomic(m.path(o.dir(m)), b, 0o600)
 }
 
 func (o owned) clear(m marker) error {
-	err := os.Remove(m.path(o.dir))
+	err := os.Remove(m.path(o.dir(m)))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

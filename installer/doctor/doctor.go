@@ -193,6 +193,15 @@ func Run(o Options) *Report {
 	r.add(checkWritable(o.Root, "state dir", stateDir,
 		"the driver creates it on its first call",
 		"make "+stateDir+" a writable directory (tmpfs /run is right), or set --state-dir at install"))
+	recordsDir := config.DefaultRecordsDir
+	if c := configs["iscsi"]; c != nil {
+		recordsDir = c.ISCSI.RecordsDir
+	}
+	rc := checkWritable(o.Root, "iSCSI records dir", recordsDir,
+		"the driver creates it at its first iSCSI login",
+		"make "+recordsDir+" a writable directory on persistent storage (it must survive a reboot), or set iscsi.recordsDir in the iSCSI driver's config")
+	rc.Scope = ScopeISCSI
+	r.add(rc)
 
 	for _, b := range o.Backends {
 		r.add(checkDriver(at(r.PluginDir), r.PluginDir, b, configs[b]))

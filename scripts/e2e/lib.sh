@@ -15,6 +15,9 @@ SCENARIO=${SCENARIO:-adhoc}
 WORK=/run/e2e/$SCENARIO
 PLUGIN_DIR=$WORK/plugins
 STATE_DIR=$WORK/state
+# iscsi.recordsDir: markers of the open-iscsi records the driver made (on a
+# node a persistent dir; per scenario here)
+RECORDS_DIR=$WORK/iscsi-records
 LOG_FILE=$WORK/flexblock.log
 KUBELET_ROOT=$WORK/kubelet
 mkdir -p "$PLUGIN_DIR" "$KUBELET_ROOT"
@@ -55,8 +58,8 @@ install_driver() {
 	local b=$1 extra=${2:-"{}"} dir=$PLUGIN_DIR/flexblock~$1
 	mkdir -p "$dir"
 	cp "$FLEXBLOCK_BIN" "$dir/.$b.tmp" && mv "$dir/.$b.tmp" "$dir/$b"
-	jq -n --arg log "$LOG_FILE" --arg state "$STATE_DIR" --arg root "$KUBELET_ROOT" --argjson extra "$extra" \
-		'{logFile: $log, stateDir: $state, kubeletRoot: $root} + $extra' >"$dir/flexblock.json"
+	jq -n --arg log "$LOG_FILE" --arg state "$STATE_DIR" --arg root "$KUBELET_ROOT" --arg records "$RECORDS_DIR" --argjson extra "$extra" \
+		'{logFile: $log, stateDir: $state, kubeletRoot: $root, iscsi: {recordsDir: $records}} * $extra' >"$dir/flexblock.json"
 }
 
 # kopts KEY=VALUE...: the options JSON kubelet builds for mount. Keys
@@ -184,6 +187,7 @@ assert_iscsi_clean() {
 	[ -z "$(sd_devices)" ] || fail "${w}sd devices left: $(sd_devices)"
 	[ -z "$(dmsetup ls --target multipath 2>/dev/null | grep -v 'No devices found')" ] || fail "${w}multipath maps left: $(dmsetup ls --target multipath)"
 	[ -z "$(ls -A "$STATE_DIR/iscsi" 2>/dev/null)" ] || fail "${w}driver markers left: $(ls "$STATE_DIR/iscsi")"
+	[ -z "$(ls -A "$RECORDS_DIR" 2>/dev/null)" ] || fail "${w}record markers left: $(ls "$RECORDS_DIR")"
 }
 # wipe_lun FILE: zeroes a LUN's backing file, keeping its size (tgtd keeps
 # the size it saw when the LUN was created).
