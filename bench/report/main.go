@@ -36,6 +36,8 @@ type config struct {
 	refCounts            []int
 	refN, microN         int
 	volumes, pods, round int
+	layoutReps           int
+	floorN               int // host exec floors for the TCG factor, when section init does not run
 }
 
 func full() config {
@@ -52,6 +54,7 @@ func full() config {
 		},
 		refCounts: []int{100, 10000}, refN: 20, microN: 400,
 		volumes: 64, pods: 8, round: 5,
+		layoutReps: 5, floorN: 30,
 	}
 }
 
@@ -63,6 +66,7 @@ func quick() config {
 		tmpfsSizes: []int64{fb.GiB}, tmpfsReps: func(int64) (int, int) { return 1, 1 },
 		refCounts: []int{100, 1000}, refN: 2, microN: 20,
 		volumes: 8, pods: 4, round: 1,
+		layoutReps: 1, floorN: 5,
 	}
 }
 
@@ -80,6 +84,8 @@ func main() {
 	flag.IntVar(&fb.Nice, "nice", fb.Nice, "nice value for the whole run (0: leave it)")
 	vm := flag.Bool("vm", false, "also run benchmark 3 in the real-kernel VM (scripts/vm: RBD and iSCSI; several minutes)")
 	vmN := flag.Int("vm-n", 5, "mount+unmount cycles per backend in the VM")
+	vmFloorN := flag.Int("vm-floor-n", 30, "runs of each exec floor program in the VM (the TCG slowdown factor)")
+	vmFormat := flag.String("vm-format-size", "50G", "size of the blank RBD images of the plain-vs-flexblock format comparison in the VM (empty: skip it)")
 	flag.Parse()
 	if err := fb.EnterPrivateMountNS(); err != nil {
 		fatal(err)
@@ -150,7 +156,27 @@ func main() {
 		o.Storage, o.ImageDir, o.Sizes, o.Reps = tmpfsStorage, tmp, cfg.tmpfsSizes, cfg.tmpfsReps
 		rows, err := fb.FirstMount(env, filepath.Join(dir, "t"), o)
 		r.first = append(r.first, rows...)
-		return err
+		if err != nil {
+			return err
+		}
+		// What the layouts flexblock does not use (yet) would save: mkfs
+		// alone at the smallest and largest sizes, on both storages.
+		variants := layoutVariants(r.first)
+		if len(variants) == 0 {
+			return nil
+		}
+		for _, st := range []struct {
+			storage, dir string
+			sizes        []int64
+		}{{diskStorage, dir, ends(cfg.sizes)}, {tmpfsStorage, tmp, ends(cfg.tmpfsSizes)}} {
+			lo := fb.LayoutOpts{Storage: st.storage, ImageDir: st.dir, Sizes: st.sizes, Variants: variants, Reps: cfg.layoutReps, Progress: progress}
+			rows, err := fb.Layouts(env, filepath.Join(dir, "layout-"+st.storage), lo)
+			r.layouts = append(r.layouts, rows...)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	run("refcount", func(dir string) error {
 		o := fb.RefcountOpts{Counts: cfg.refCounts, N: cfg.refN, MicroN: cfg.microN, Progress: progress}
@@ -162,9 +188,23 @@ func main() {
 		return err
 	})
 	if *vm && want("real") {
+		// The host side of the VM's slowdown factor: benchmark 1a's exec
+		// floors, or the same three measured here when it did not run.
+		r.hostFloor = r.init
+		if r.hostFloor == nil {
+			progress("running the exec floors on the host (the VM's slowdown factor)")
+			dir := filepath.Join(work, "floor")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				fatal(err)
+			}
+			if r.hostFloor, err = fb.ExecFloor(env, dir, cfg.floorN); err != nil {
+				r.errors = append(r.errors, "floor: "+err.Error())
+				progress("  FAILED: " + err.Error())
+			}
+		}
 		progress("running real in the VM (scripts/vm/run.sh)")
 		start := time.Now()
-		r.vm, err = fb.RunVM(env, env.ProdBin, *vmN, progress)
+		r.vm, err = fb.RunVM(env, env.ProdBin, fb.VMOpts{N: *vmN, FloorN: *vmFloorN, FormatSize: *vmFormat}, progress)
 		if r.vm != nil {
 			r.vm.Seconds = time.Since(start).Seconds()
 		}
@@ -194,6 +234,58 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// ends is the smallest and the largest of sizes (one size: just it).
+func ends(sizes []int64) []int64 {
+	if len(sizes) == 0 {
+		return nil
+	}
+	lo, hi := sizes[0], sizes[0]
+	for _, s := range sizes {
+		lo, hi = min(lo, s), max(hi, s)
+	}
+	if lo == hi {
+		return []int64{lo}
+	}
+	return []int64{lo, hi}
+}
+
+// layoutVariants are the mkfs commands the layout comparison runs: the
+// driver's own (as benchmark 2's log has it) and the same with the option
+// that bounds what grows with the size, which the driver does not use.
+func layoutVariants(rows []*fb.FirstMountRow) []fb.LayoutVariant {
+	var out []fb.LayoutVariant
+	for _, fs := range []string{"ext4", "xfs"} {
+		var argv []string
+		for _, row := range rows {
+			if row.FS == fs && len(row.OursMkfsArgv) > 0 {
+				argv = row.OursMkfsArgv
+				break
+			}
+		}
+		if len(argv) == 0 || argv[len(argv)-1] != "DEV" {
+			continue
+		}
+		extra := layoutExtra[fs]
+		with := append(append(append([]string{}, argv[:len(argv)-1]...), extra...), "DEV")
+		out = append(out,
+			fb.LayoutVariant{FS: fs, Name: layoutCurrent, Argv: argv},
+			fb.LayoutVariant{FS: fs, Name: "+ " + strings.Join(extra, " "), Argv: with})
+	}
+	return out
+}
+
+const layoutCurrent = "the driver's format"
+
+// layoutExtra is, per filesystem, the mkfs option that would bound what
+// still grows with the size: ext4's descriptor copies and reserved GDT
+// blocks (meta_bg keeps three copies of each descriptor block, no resize
+// inode), xfs's log (a fixed size instead of one that grows to 512 MiB at
+// 1 TiB with xfsprogs 6.1; 64 MiB is its size at 1 GiB).
+var layoutExtra = map[string][]string{
+	"ext4": {"-O", "meta_bg,^resize_inode"},
+	"xfs":  {"-l", "size=64m"},
 }
 
 func progress(s string) {

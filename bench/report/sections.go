@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -173,61 +174,6 @@ func (r *report) writeReal(b *strings.Builder) {
 	p("- Reproduce: %s; the VM: `go run ./bench/report -only real -vm -o -`.\n\n", r.cmd("real", "BenchmarkRealCycle"))
 }
 
-func (r *report) writeVM(b *strings.Builder) {
-	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	x := r.vm
-	if x == nil || len(x.Calls) == 0 {
-		p("### In the VM (RBD and iSCSI): not run\n\n`go run ./bench/report -only real -vm` boots the real-kernel VM (`scripts/vm/run.sh`, Ceph + iSCSI target) and runs `bench/vm/scenarios/90-overhead.sh` through `scripts/e2e/run-all.sh`: N mount+unmount cycles per backend, each call split from the driver log the same way.")
-		if x != nil || r.vmErr() != "" {
-			p(" This run tried and failed: %s.", r.vmErr())
-			r.setGoal("overhead-vm", "", "the VM run failed: "+r.vmErr(), yes(false))
-		}
-		p("\n\n")
-		return
-	}
-	p("### In the VM: production driver, real Ceph RBD and iSCSI target (%d calls, %.0f s with boot and setup; %s)\n\n", len(x.Calls), x.Seconds, x.Summary)
-	if e := r.vmErr(); e != "" {
-		p("**This VM run did not finish** (%s); the table has the calls measured before that.\n\n", e)
-	}
-	p("The VM runs under TCG (`scripts/vm/run.sh`: `-accel tcg`): every instruction is emulated, 5 to 20 times slower than on a node (README), the driver's own code included, so these figures are an upper bound of the overhead a node would see; the host figures above are the realistic ones.\n\n")
-	p("| backend | call | calls | wall median ms | in tools | waiting for the device (iSCSI) | wall − tools − wait, median / p90 | in-process only, minus wait (median) |\n|---|---|---|---|---|---|---|---|\n")
-	var figs []string
-	met := r.vmErr() == ""
-	for _, backend := range []string{"rbd", "iscsi"} {
-		for _, kind := range []string{"first mount (formats)", "mount", "unmount"} {
-			var wall, tools, waits, o, inproc []float64
-			for _, c := range x.Calls {
-				if c.Backend != backend {
-					continue
-				}
-				k := c.Call
-				if c.Call == "mount" && c.Formatted {
-					k = "first mount (formats)"
-				}
-				if k != kind {
-					continue
-				}
-				wall, tools, waits = append(wall, c.WallMs), append(tools, c.ToolMs), append(waits, c.WaitMs)
-				o, inproc = append(o, c.WallMs-c.ToolMs-c.WaitMs), append(inproc, c.CallMs-c.ToolMs-c.WaitMs)
-			}
-			if len(wall) == 0 {
-				if kind != "first mount (formats)" {
-					met = false // a call kind the goal needs is missing
-				}
-				continue
-			}
-			p("| %s | %s | %d | %s | %s | %s | %s / %s | %s |\n", backend, kind, len(wall), ms(med(wall)), ms(med(tools)), ms(med(waits)), ms(med(o)), ms(p90(o)), ms(med(inproc)))
-			if kind != "first mount (formats)" {
-				figs = append(figs, fmt.Sprintf("%s %s %s ms", backend, kind, ms(med(o))))
-				met = met && med(o) < 20
-			}
-		}
-	}
-	r.setGoal("overhead-vm", "", "medians (TCG, emulated): "+strings.Join(figs, "; "), yes(met))
-	p("\nMedians of wall − tools − device wait in the VM: %s. They include the emulated start of the %.1f MiB production binary; the iSCSI device wait (the kernel's scan of the LUN after login, polled until the block device appears) is the kernel's time, not the driver's, and is shown apart.\n\n", strings.Join(figs, "; "), float64(fb.FileSize(r.env.ProdBin))/(1<<20))
-	p("- Goal (VM): under 20 ms added: %s.\n", yes(met))
-}
-
 func (r *report) vmErr() string {
 	for _, e := range r.errors {
 		if strings.HasPrefix(e, "real (VM)") {
@@ -365,7 +311,13 @@ func (r *report) writeFirst(b *strings.Builder) {
 	if big != nil {
 		p(" (see *allocated*: the plain ext4 format at %s leaves %s allocated, in unwritten extents, without writing it)", fb.SizeName(big.Size), bytesName(med(big.PlainAlloc)))
 	}
-	p(", so the disk rows understate what flexblock saves; the tmpfs rows show the zeroing half of the cost. The discard half needs real thin storage (Ceph RBD in the VM), which this benchmark does not format at 1 TiB.\n")
+	p(", so the disk rows understate what flexblock saves; the tmpfs rows show the zeroing half of the cost. The discard half needs real thin storage (Ceph RBD in the VM), which this benchmark does not format at 1 TiB")
+	if s := r.rbdFormatSummary(); s != "" {
+		p("; at a smaller size it does: %s", s)
+	}
+	p(".\n\n")
+	r.writeLayouts(b)
+	r.writeWhyMissed(b)
 	p("- Reproduce: %s.\n\n", r.cmd("first", "BenchmarkFirstMount"))
 }
 
@@ -417,6 +369,8 @@ func (r *report) writeRefcount(b *strings.Builder) {
 	addedOwn := med(own(last.Unmount)) - med(own(first.Unmount))
 	addedTools := med(last.Unmount.ToolMs) - med(first.Unmount.ToolMs)
 	addedMount := med(last.Mount.Wall) - med(first.Mount.Wall)
+	// Rounded to the 0.1 ms shown: no "-0.0".
+	added, addedOwn, addedTools, addedMount = round1(added), round1(addedOwn), round1(addedTools), round1(addedMount)
 	p("\nAdded by %d unrelated mounts against %d: **%+.1f ms** per unmount (median), of which %+.1f ms in the driver itself and %+.1f ms in the tools; %+.1f ms per mount.\n\n", last.Unrelated, first.Unrelated, added, addedOwn, addedTools, addedMount)
 	if first.Traced {
 		p("Reads of the mount table per call (strace, %d mounts): the driver opens mountinfo %d times in a mount and %d times in an unmount; its tools %d and %d times.", first.Unrelated, first.MountReads, first.UnmountReads, first.MountToolReads, first.UnmountToolReads)
@@ -541,4 +495,13 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// round1 rounds to one decimal, with no negative zero.
+func round1(x float64) float64 {
+	r := math.Round(x*10) / 10
+	if r == 0 {
+		return 0
+	}
+	return r
 }

@@ -16,11 +16,14 @@ import (
 // sequence kubelet's mount-utils (SafeFormatAndMount) ran: blkid probe,
 // mkfs.ext4 -F -m0 DEV | mkfs.xfs -f DEV, mount.
 type FirstMountRow struct {
-	Storage               string // what the sparse image lives on
-	FS                    string
-	Size                  int64
-	Ours, Plain           *Series // wall of the whole first mount
-	OursMkfs, PlainMkfs   []float64
+	Storage             string // what the sparse image lives on
+	FS                  string
+	Size                int64
+	Ours, Plain         *Series // wall of the whole first mount
+	OursMkfs, PlainMkfs []float64
+	// OursMount is the driver's first `mount` after its mkfs: the kernel's
+	// mount of the new filesystem (as the driver's log times it).
+	OursMount             []float64
 	OursAlloc, PlainAlloc []float64 // bytes allocated in the sparse file after it
 	// OursMkfsArgv is the mkfs command the driver ran (its log), with the
 	// device replaced by DEV.
@@ -129,8 +132,12 @@ func (row *FirstMountRow) ours(c *Caller, p *Plugin, log *LogReader, loop *Loop,
 	if err != nil || len(calls) != 1 {
 		return fmt.Errorf("driver log: want 1 call, got %d (%v)", len(calls), err)
 	}
-	formatted := false
+	formatted, mounted := false, false
 	for _, t := range calls[0].Tools {
+		if formatted && !mounted && t.Tool == "mount" {
+			row.OursMount = append(row.OursMount, t.Ms)
+			mounted = true
+		}
 		if strings.HasPrefix(t.Tool, "mkfs.") {
 			row.OursMkfs = append(row.OursMkfs, t.Ms)
 			row.OursMkfsArgv = nil

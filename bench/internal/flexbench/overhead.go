@@ -123,6 +123,51 @@ func Init(e *Env, root string, n int) (*InitResult, error) {
 	return r, nil
 }
 
+// ExecFloor measures the three exec floors the VM's slowdown is judged by
+// (/bin/true, Go's floor, the production driver's init) n times each,
+// interleaved, the same way Init does: the host side of the TCG factor
+// when benchmark 1a does not run. Only Floor, GoFloor and Ours are set.
+func ExecFloor(e *Env, root string, n int) (*InitResult, error) {
+	ours, err := Install(filepath.Join(root, "ours"), e.ProdBin, "flexblock", "rbd", Config, false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := StartCaller(e.SpawnBin)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	r := &InitResult{
+		Floor:    &Series{Name: "/bin/true (floor)"},
+		GoFloor:  &Series{Name: "Go program printing the same answer (Go's floor)"},
+		Ours:     &Series{Name: "flexblock init (production build)"},
+		ProdSize: FileSize(e.ProdBin), TestSize: FileSize(e.TestBin),
+	}
+	const warm = 5
+	for i := 0; i < n+warm; i++ {
+		for _, cand := range []struct {
+			s    *Series
+			argv []string
+		}{
+			{r.Floor, []string{"/bin/true", "init"}},
+			{r.GoFloor, []string{e.HelloBin, "init"}},
+			{r.Ours, []string{ours.Exe, "init"}},
+		} {
+			x, err := c.Run(KubeletEnv, cand.argv...)
+			if err != nil {
+				return nil, err
+			}
+			if cand.s != r.Floor && Decode(x.Output).Status != "Success" {
+				cand.s.fail("init answered %q", x.Output)
+			}
+			if i >= warm {
+				cand.s.Add(x)
+			}
+		}
+	}
+	return r, nil
+}
+
 // InitTrace is where a Go binary's package initialisation spends its time.
 type InitTrace struct {
 	Runs     int

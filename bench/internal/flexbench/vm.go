@@ -23,19 +23,106 @@ type VMCall struct {
 	WaitMs    float64  `json:"wait_ms"` // waiting for the kernel (iSCSI: the LUN's device to appear)
 	Tools     []string `json:"tools"`
 	Formatted bool     `json:"formatted"`
+	// Tag sets a call apart from the mount+unmount cycles: "format" for
+	// the first mount of the blank image of the format comparison.
+	Tag string `json:"tag,omitempty"`
 }
+
+// ToolMsOf is the time the call spent in runs of tool (from Tools).
+func (c VMCall) ToolMsOf(tool string) float64 {
+	var t float64
+	for _, s := range c.Tools {
+		name, ms, ok := strings.Cut(s, " ")
+		if ok && name == tool {
+			x, _ := strconv.ParseFloat(ms, 64)
+			t += x
+		}
+	}
+	return t
+}
+
+// ToolRuns is how many times the call ran tool.
+func (c VMCall) ToolRuns(tool string) int {
+	n := 0
+	for _, s := range c.Tools {
+		if name, _, _ := strings.Cut(s, " "); name == tool {
+			n++
+		}
+	}
+	return n
+}
+
+// VMExec is one run of an exec floor program in the guest, through the
+// same spawn helper as on the host.
+type VMExec struct {
+	Prog   string  `json:"prog"` // "true", "gohello", "init"
+	WallMs float64 `json:"wall_ms"`
+	CPUMs  float64 `json:"cpu_ms"`
+	Exit   int     `json:"exit"`
+}
+
+// VMPlainFormat is the plain sequence (rbd map, blkid, mkfs.ext4 -F -m0,
+// mount) on a blank RBD image, each step timed through the spawn helper.
+type VMPlainFormat struct {
+	SizeMiB int64   `json:"size_mib"`
+	MapMs   float64 `json:"map_ms"`
+	BlkidMs float64 `json:"blkid_ms"`
+	MkfsMs  float64 `json:"mkfs_ms"`
+	MountMs float64 `json:"mount_ms"`
+}
+
+// Total is the whole plain sequence.
+func (p VMPlainFormat) Total() float64 { return p.MapMs + p.BlkidMs + p.MkfsMs + p.MountMs }
+
+// VMGrow is the check that the VM's kernel grows an ext4 filesystem made
+// with a given layout while it is mounted (resize2fs on the mounted
+// filesystem, as the driver's expandfs runs it), on an RBD image.
+type VMGrow struct {
+	Layout      string `json:"layout"` // the options added to the driver's mkfs
+	Features    string `json:"features"`
+	BeforeBytes int64  `json:"before"` // df size before and after
+	AfterBytes  int64  `json:"after"`
+	Exit        int    `json:"exit"` // resize2fs's
+	Output      string `json:"output"`
+}
+
+// OK tells whether the filesystem grew.
+func (g VMGrow) OK() bool { return g.Exit == 0 && g.AfterBytes > g.BeforeBytes }
 
 // VMResult is benchmark 3 in the VM.
 type VMResult struct {
 	Calls   []VMCall
+	Floor   []VMExec
+	Notes   []string // what the scenario reports it skipped, and why
+	Plain   []VMPlainFormat
+	Grow    []VMGrow
 	Summary string // the runner's "N passed, N failed" line
 	Seconds float64
 }
 
+// FloorOf is the guest's wall times of one floor program.
+func (r *VMResult) FloorOf(prog string) []float64 {
+	var out []float64
+	for _, x := range r.Floor {
+		if x.Prog == prog {
+			out = append(out, x.WallMs)
+		}
+	}
+	return out
+}
+
+// VMOpts configures RunVM.
+type VMOpts struct {
+	N          int    // mount+unmount cycles per backend
+	FloorN     int    // runs of each exec floor program in the guest
+	FormatSize string // blank RBD image size for the format comparison ("" to skip), as rbd create --size takes it
+}
+
 // RunVM boots the real-kernel VM (scripts/vm/run.sh, with its Ceph and
-// iSCSI setup) and runs the overhead scenario n cycles per backend through
+// iSCSI setup) and runs the overhead scenario through
 // scripts/e2e/run-all.sh, with the production binary bin.
-func RunVM(e *Env, bin string, n int, log func(string)) (*VMResult, error) {
+func RunVM(e *Env, bin string, o VMOpts, log func(string)) (*VMResult, error) {
+	n := o.N
 	run := filepath.Join(e.Repo, "scripts", "vm", "run.sh")
 	if _, err := os.Stat(run); err != nil {
 		return nil, fmt.Errorf("no VM runner: %w", err)
@@ -55,7 +142,9 @@ func RunVM(e *Env, bin string, n int, log func(string)) (*VMResult, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = e.Repo
 	cmd.Env = append(os.Environ(), "FLEXBLOCK_BIN="+bin, "E2E_SCENARIOS="+filepath.Join(e.Repo, "bench", "vm", "scenarios"),
-		fmt.Sprintf("E2E_BENCH_N=%d", n), fmt.Sprintf("E2E_SCENARIO_TIMEOUT=%d", 300+120*n))
+		fmt.Sprintf("E2E_BENCH_N=%d", n), fmt.Sprintf("E2E_SCENARIO_TIMEOUT=%d", 600+120*n),
+		"E2E_BENCH_SPAWN="+e.SpawnBin, "E2E_BENCH_GOHELLO="+e.HelloBin,
+		fmt.Sprintf("E2E_BENCH_FLOOR_N=%d", o.FloorN), "E2E_BENCH_FORMAT_SIZE="+o.FormatSize)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -79,8 +168,42 @@ func RunVM(e *Env, bin string, n int, log func(string)) (*VMResult, error) {
 			if json.Unmarshal([]byte(js), &c) == nil {
 				r.Calls = append(r.Calls, c)
 				if log != nil {
-					log(fmt.Sprintf("  vm: %s %s %.0f ms", c.Backend, c.Call, c.WallMs))
+					log(fmt.Sprintf("  vm: %s %s %.0f ms %s", c.Backend, c.Call, c.WallMs, c.Tag))
 				}
+			}
+			continue
+		}
+		if js, ok := strings.CutPrefix(line, "FLEXFLOOR "); ok {
+			var x VMExec
+			if json.Unmarshal([]byte(js), &x) == nil {
+				r.Floor = append(r.Floor, x)
+			}
+			continue
+		}
+		if js, ok := strings.CutPrefix(line, "FLEXPLAIN "); ok {
+			var x VMPlainFormat
+			if json.Unmarshal([]byte(js), &x) == nil {
+				r.Plain = append(r.Plain, x)
+				if log != nil {
+					log(fmt.Sprintf("  vm: plain format %d MiB: %.0f ms", x.SizeMiB, x.Total()))
+				}
+			}
+			continue
+		}
+		if js, ok := strings.CutPrefix(line, "FLEXGROW "); ok {
+			var x VMGrow
+			if json.Unmarshal([]byte(js), &x) == nil {
+				r.Grow = append(r.Grow, x)
+				if log != nil {
+					log(fmt.Sprintf("  vm: online grow (%s): exit %d, %d -> %d bytes", x.Layout, x.Exit, x.BeforeBytes, x.AfterBytes))
+				}
+			}
+			continue
+		}
+		if note, ok := strings.CutPrefix(line, "FLEXNOTE "); ok {
+			r.Notes = append(r.Notes, note)
+			if log != nil {
+				log("  vm: note: " + note)
 			}
 			continue
 		}
@@ -107,7 +230,13 @@ func RunVM(e *Env, bin string, n int, log func(string)) (*VMResult, error) {
 				why = ": " + strings.TrimSpace(l)
 			}
 		}
-		return r, fmt.Errorf("the VM run ended with %v after %d of %d calls%s", err, len(r.Calls), 4*n, why)
+		cycles := 0
+		for _, c := range r.Calls {
+			if c.Tag == "" {
+				cycles++
+			}
+		}
+		return r, fmt.Errorf("the VM run ended with %v after %d of %d calls%s", err, cycles, 4*n, why)
 	}
 	return r, nil
 }
