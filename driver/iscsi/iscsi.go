@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/internal/wait"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/runner"
 	"github.com/flexblock/flexblock/driver/state"
@@ -42,20 +43,9 @@ func New() *Backend {
 		SysRoot: "/sys",
 		DevRoot: "/dev",
 		Write:   writeSysfs,
-		Sleep:   sleep,
+		Sleep:   wait.Sleep,
 		Now:     time.Now,
 		Resolve: net.DefaultResolver.LookupHost,
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

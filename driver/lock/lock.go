@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flexblock/flexblock/driver/internal/wait"
+
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
 )
 
@@ -55,11 +57,9 @@ func Acquire(ctx context.Context, dir, key string, timeout time.Duration) (*Lock
 			f.Close()
 			return nil, fmt.Errorf("volume %s is busy with another driver call: %w after %s", key, ErrTimeout, timeout)
 		}
-		select {
-		case <-ctx.Done():
+		if err := wait.Sleep(ctx, pollInterval); err != nil {
 			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(pollInterval):
+			return nil, err
 		}
 	}
 }

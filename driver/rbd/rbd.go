@@ -15,6 +15,7 @@ import (
 
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
+	"github.com/flexblock/flexblock/driver/internal/wait"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/runner"
 	"github.com/flexblock/flexblock/driver/volume"
@@ -39,7 +40,7 @@ type Backend struct {
 
 // New returns the backend with the real sysfs and clock.
 func New() *Backend {
-	return &Backend{SysBus: "/sys/bus/rbd", SysBlock: "/sys/block", Sleep: sleep, Now: time.Now, Backoff: DefaultBackoff}
+	return &Backend{SysBus: "/sys/bus/rbd", SysBlock: "/sys/block", Sleep: wait.Sleep, Now: time.Now, Backoff: DefaultBackoff}
 }
 
 // DefaultBackoff is 1 s growing by 1.4 each time (as Kubernetes' in-tree
@@ -47,17 +48,6 @@ func New() *Backend {
 // expires is noticed soon even under a long bound.
 func DefaultBackoff(n int) time.Duration {
 	return min(time.Duration(float64(time.Second)*math.Pow(1.4, float64(min(n, 20)))), 8*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Name implements volume.Backend.

@@ -923,7 +923,7 @@ func TestBackendBasics(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+	if err := New().Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
 }

@@ -49,13 +49,12 @@ func (d *Driver) mountPod(ctx context.Context, c *options.Common, spec Spec, glo
 	} else if err := d.compatible(spec.ID(), c.ReadOnly); err != nil {
 		return err
 	}
-	if err := d.notePod(spec.ID(), podDir); err != nil {
-		if created {
-			err = errors.Join(err, d.releaseIfUnused(ctx, d.record(spec.ID())))
-		}
-		return err
+	// The pod is recorded before its bind, so a bind never goes uncounted.
+	err = d.notePod(spec.ID(), podDir)
+	if err == nil {
+		err = d.bind(ctx, global, podDir, c.ReadOnly)
 	}
-	if err := d.bind(ctx, global, podDir, c.ReadOnly); err != nil {
+	if err != nil {
 		if created {
 			err = errors.Join(err, d.releaseIfUnused(ctx, d.record(spec.ID())))
 		}

@@ -60,6 +60,16 @@ func (c *Caller) start() error {
 	return nil
 }
 
+// RunTool runs a tool found in this process's PATH (argv[0] a bare name),
+// as Run does.
+func (c *Caller) RunTool(env []string, argv ...string) (Sample, error) {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return Sample{}, err
+	}
+	return c.Run(env, append([]string{path}, argv[1:]...)...)
+}
+
 // Run runs argv with env and waits for it.
 func (c *Caller) Run(env []string, argv ...string) (Sample, error) {
 	if c.runs >= restartEvery {

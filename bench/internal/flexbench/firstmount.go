@@ -176,11 +176,7 @@ func (row *FirstMountRow) plain(c *Caller, loop *Loop, dir string) error {
 		{"mount", "-t", row.FS, "-o", "defaults", loop.Dev, dir},
 	}
 	for i, argv := range steps {
-		path, err := exec.LookPath(argv[0])
-		if err != nil {
-			return err
-		}
-		x, err := c.Run(KubeletEnv, append([]string{path}, argv[1:]...)...)
+		x, err := c.RunTool(KubeletEnv, argv...)
 		if err != nil {
 			return err
 		}
@@ -210,5 +206,3 @@ func blkidType(dev string) string {
 	out, _ := exec.Command("blkid", "-p", "-s", "TYPE", "-o", "value", dev).Output()
 	return strings.TrimSpace(string(out))
 }
-
-func execCommand(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }

@@ -115,11 +115,7 @@ func (row *LayoutRow) run(c *Caller, loop *Loop, dir string, describe bool) erro
 		}
 		argv = append(argv, a)
 	}
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return err
-	}
-	x, err := c.Run(KubeletEnv, append([]string{path}, argv[1:]...)...)
+	x, err := c.RunTool(KubeletEnv, argv...)
 	if err != nil {
 		return err
 	}
@@ -132,11 +128,7 @@ func (row *LayoutRow) run(c *Caller, loop *Loop, dir string, describe bool) erro
 		n, _ := strconv.ParseInt(m[2], 10, 64)
 		row.LogBytes = bs * n
 	}
-	mountPath, err := exec.LookPath("mount")
-	if err != nil {
-		return err
-	}
-	x, err = c.Run(KubeletEnv, mountPath, "-t", row.Variant.FS, loop.Dev, dir)
+	x, err = c.RunTool(KubeletEnv, "mount", "-t", row.Variant.FS, loop.Dev, dir)
 	if err != nil {
 		return err
 	}

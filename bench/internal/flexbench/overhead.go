@@ -93,30 +93,14 @@ func Init(e *Env, root string, n int) (*InitResult, error) {
 		BaselineEcho: &Series{Name: "bash example driver, fixed answer (echo, as kubernetes/examples)"},
 		ProdSize:     FileSize(e.ProdBin), TestSize: FileSize(e.TestBin),
 	}
-	cands := []struct {
-		s    *Series
-		argv []string
-	}{
-		{r.Floor, []string{"/bin/true", "init"}},
-		{r.GoFloor, []string{e.HelloBin, "init"}},
-		{r.Ours, []string{ours.Exe, "init"}},
-		{r.BaselineJQ, []string{jq.Exe, "init"}},
-		{r.BaselineEcho, []string{echo.Exe, "init"}},
-	}
-	const warm = 10
-	for i := 0; i < n+warm; i++ {
-		for _, cand := range cands {
-			x, err := c.Run(KubeletEnv, cand.argv...)
-			if err != nil {
-				return nil, err
-			}
-			if cand.s != r.Floor && Decode(x.Output).Status != "Success" {
-				cand.s.fail("init answered %q", x.Output)
-			}
-			if i >= warm {
-				cand.s.Add(x)
-			}
-		}
+	err = runInits(c, r.Floor, 10, n,
+		initCand{r.Floor, []string{"/bin/true", "init"}},
+		initCand{r.GoFloor, []string{e.HelloBin, "init"}},
+		initCand{r.Ours, []string{ours.Exe, "init"}},
+		initCand{r.BaselineJQ, []string{jq.Exe, "init"}},
+		initCand{r.BaselineEcho, []string{echo.Exe, "init"}})
+	if err != nil {
+		return nil, err
 	}
 	r.Trace = TraceInit(ours.Exe, min(max(n, 5), 50))
 	r.Modules = Modules(e.ProdBin)
@@ -143,21 +127,33 @@ func ExecFloor(e *Env, root string, n int) (*InitResult, error) {
 		Ours:     &Series{Name: "flexblock init (production build)"},
 		ProdSize: FileSize(e.ProdBin), TestSize: FileSize(e.TestBin),
 	}
-	const warm = 5
+	err = runInits(c, r.Floor, 5, n,
+		initCand{r.Floor, []string{"/bin/true", "init"}},
+		initCand{r.GoFloor, []string{e.HelloBin, "init"}},
+		initCand{r.Ours, []string{ours.Exe, "init"}})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// initCand is one program whose `init` is timed into s.
+type initCand struct {
+	s    *Series
+	argv []string
+}
+
+// runInits runs every candidate's init warm+n times, interleaved (one of
+// each in turn), keeping the last n samples; every answer but the floor's
+// must be a Success.
+func runInits(c *Caller, floor *Series, warm, n int, cands ...initCand) error {
 	for i := 0; i < n+warm; i++ {
-		for _, cand := range []struct {
-			s    *Series
-			argv []string
-		}{
-			{r.Floor, []string{"/bin/true", "init"}},
-			{r.GoFloor, []string{e.HelloBin, "init"}},
-			{r.Ours, []string{ours.Exe, "init"}},
-		} {
+		for _, cand := range cands {
 			x, err := c.Run(KubeletEnv, cand.argv...)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			if cand.s != r.Floor && Decode(x.Output).Status != "Success" {
+			if cand.s != floor && Decode(x.Output).Status != "Success" {
 				cand.s.fail("init answered %q", x.Output)
 			}
 			if i >= warm {
@@ -165,7 +161,7 @@ func ExecFloor(e *Env, root string, n int) (*InitResult, error) {
 			}
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // InitTrace is where a Go binary's package initialisation spends its time.
@@ -413,7 +409,7 @@ func cycle(e *Env, root, dev, fsType string, n int) (*CycleResult, error) {
 }
 
 func runOut(name string, args ...string) (string, error) {
-	out, err := execCommand(name, args...).CombinedOutput()
+	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
 }
 

@@ -11,14 +11,13 @@ lun_img() { echo "$ISCSI_LUN_DIR/plain-lun$1.img"; }
 # (xfs needs 300 MB), recreates it in tgtd with MIN (tgtd keeps the size it
 # saw at creation, so the file alone cannot grow it).
 blank_lun() {
-	local f s
+	local f
 	f=$(lun_img "$1")
-	s=$(stat -c %s "$f")
-	truncate -s 0 "$f"
-	if [ "$s" -ge "$2" ]; then
-		truncate -s "$s" "$f"
+	if [ "$(stat -c %s "$f")" -ge "$2" ]; then
+		wipe_lun "$f"
 		return
 	fi
+	truncate -s 0 "$f"
 	tgtadm --lld iscsi --op delete --mode logicalunit --tid 1 --lun "$1"
 	truncate -s "$2" "$f"
 	tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun "$1" -b "$f"
