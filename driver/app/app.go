@@ -158,7 +158,7 @@ func NewDriver(backend string, cfg *config.Config, run runner.Runner, mask *logg
 	if cfg.Nsenter {
 		mounter.MountInfo = "/proc/1/mountinfo"
 	}
-	env := &volume.Env{Config: cfg, Run: run, Mask: mask, Log: log, StateDir: cfg.StateDir}
+	env := &volume.Env{Config: cfg, Run: run, Mask: mask, Log: log, Layout: state.Layout{Dir: cfg.StateDir, RecordsDir: cfg.ISCSI.RecordsDir}}
 	return &volume.Driver{
 		Backend: backends[backend](),
 		Env:     env,

@@ -185,7 +185,7 @@ func (a *acquirer) discover(ctx context.Context, portal string) error {
 	v, env := a.v, a.env
 	base := discoveryArgs(portal, v.Iface)
 	if a.disc != nil {
-		l, err := lock.Acquire(ctx, filepath.Join(env.StateDir, "locks"), "iscsi-discovery-"+lockSafe(portal), v.cfg.Timeout("lock"))
+		l, err := lock.Acquire(ctx, env.Layout.Locks(), "iscsi-discovery-"+lockSafe(portal), v.cfg.Timeout("lock"))
 		if err != nil {
 			return err
 		}

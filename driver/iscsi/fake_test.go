@@ -88,7 +88,7 @@ func newNode(t *testing.T) *fakeNode {
 		ifaces:    map[string]map[string]string{},
 		sizes:     map[string]int64{},
 	}
-	n.env = &volume.Env{Config: cfg, Run: n.script, Mask: &logging.Masker{}, Log: logging.New(n.logBuf), StateDir: t.TempDir()}
+	n.env = &volume.Env{Config: cfg, Run: n.script, Mask: &logging.Masker{}, Log: logging.New(n.logBuf), Layout: state.Layout{Dir: t.TempDir(), RecordsDir: cfg.ISCSI.RecordsDir}}
 	n.b = &Backend{
 		SysRoot: n.sys, DevRoot: n.dev, Write: n.write, Now: n.clock,
 		Sleep: func(ctx context.Context, d time.Duration) error {
@@ -178,7 +178,7 @@ func (n *fakeNode) mustParse(kv ...string) *Volume {
 // acquire runs Acquire and saves the state record as the core does.
 func (n *fakeNode) acquire(v *Volume, nodeLocal bool) (string, *state.Record, error) {
 	n.t.Helper()
-	st := state.Store{Dir: n.env.StateDir}
+	st := state.Store{Dir: n.env.Layout.Dir}
 	rec := &state.Record{Backend: "iscsi", ID: v.ID(), Mode: state.ModePod, Locks: v.LockKeys()}
 	if err := st.Save(rec); err != nil {
 		n.t.Fatal(err)
@@ -200,7 +200,7 @@ func (n *fakeNode) release(rec *state.Record) error {
 	if err := n.b.Release(context.Background(), n.env, rec); err != nil {
 		return err
 	}
-	return state.Store{Dir: n.env.StateDir}.Delete("iscsi", rec.ID)
+	return state.Store{Dir: n.env.Layout.Dir}.Delete("iscsi", rec.ID)
 }
 
 func (n *fakeNode) reset() { n.script.Calls = nil; n.writes = nil }
@@ -501,7 +501,7 @@ func (n *fakeNode) sdCount() int {
 }
 
 func (n *fakeNode) markers() []string {
-	l, _ := filepath.Glob(filepath.Join(n.env.StateDir, "iscsi", "*"))
+	l, _ := filepath.Glob(filepath.Join(n.env.Layout.Dir, "iscsi", "*"))
 	r, _ := filepath.Glob(filepath.Join(n.cfg.ISCSI.RecordsDir, "*"))
 	return append(l, r...)
 }

@@ -230,7 +230,7 @@ type users struct {
 // the target they use, and whether any uses the iface.
 func otherUsers(env *volume.Env, selfID, iqn, iface string) (users, error) {
 	u := users{portals: map[string]bool{}}
-	recs, err := state.Store{Dir: env.StateDir}.List("iscsi")
+	recs, err := state.Store{Dir: env.Layout.Dir}.List("iscsi")
 	if err != nil {
 		return u, err
 	}
@@ -252,3 +252,9 @@ func otherUsers(env *volume.Env, selfID, iqn, iface string) (users, error) {
 	}
 	return u, nil
 }
+
+// Authorize implements volume.Spec. TODO(hardening): compare portal, target, LUN, CHAP.
+func (v *Volume) Authorize(context.Context, *volume.Env, *state.Record, bool) error { return nil }
+
+// Identify implements volume.Spec. TODO(hardening): check sysfs.
+func (v *Volume) Identify(context.Context, *volume.Env, *state.Record) error { return nil }

@@ -76,7 +76,7 @@ func TestValidationRunsNothing(t *testing.T) {
 	for _, tc := range cases {
 		n := newNode(t)
 		root := t.TempDir()
-		d := &volume.Driver{Backend: n.b, Env: n.env, Mounter: &mount.Tools{Run: n.script}, Format: &format.Formatter{Run: n.script}, State: state.Store{Dir: n.env.StateDir}}
+		d := &volume.Driver{Backend: n.b, Env: n.env, Mounter: &mount.Tools{Run: n.script}, Format: &format.Formatter{Run: n.script}, State: state.Store{Dir: n.env.Layout.Dir}}
 		o := options.Options{}
 		for i := 0; i+1 < len(tc.kv); i += 2 {
 			o[tc.kv[i]] = tc.kv[i+1]
@@ -88,7 +88,7 @@ func TestValidationRunsNothing(t *testing.T) {
 		if len(n.script.Calls) != 0 {
 			t.Errorf("%q ran %v", tc.kv, n.lines())
 		}
-		if ents, _ := os.ReadDir(n.env.StateDir); len(ents) != 0 {
+		if ents, _ := os.ReadDir(n.env.Layout.Dir); len(ents) != 0 {
 			t.Errorf("%q wrote state", tc.kv)
 		}
 		if strings.Contains(res.Message, "Chap-Secret") || strings.Contains(res.Message, "with\ttab") {
@@ -206,7 +206,7 @@ func TestNodeRecordMadeBeforeARebootIsDeletedAfterIt(t *testing.T) {
 	for _, s := range n.b.sessions() { // the reboot
 		n.removeSession(&s)
 	}
-	n.env.StateDir = t.TempDir()
+	n.env.Layout = state.Layout{Dir: t.TempDir(), RecordsDir: n.env.Layout.RecordsDir}
 
 	n.reset()
 	_, rec, err := n.acquire(n.mustParse(plain("2")...), false)
@@ -327,7 +327,7 @@ func TestCHAPArgvAndSecretsNotLogged(t *testing.T) {
 		if strings.Contains(n.logBuf.String(), s) {
 			t.Errorf("log holds %s:\n%s", s, n.logBuf)
 		}
-		if filesContain(t, n.env.StateDir, s) {
+		if filesContain(t, n.env.Layout.Dir, s) {
 			t.Errorf("state dir holds %s", s)
 		}
 	}
@@ -683,7 +683,7 @@ func TestCrashAfterLoginStillLogsOut(t *testing.T) {
 	if _, _, err := n.acquire(v, false); err != nil {
 		t.Fatal(err)
 	}
-	st := state.Store{Dir: n.env.StateDir}
+	st := state.Store{Dir: n.env.Layout.Dir}
 	if err := st.Save(&state.Record{Backend: "iscsi", ID: v.ID(), Mode: state.ModePod}); err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ const (
 type owned struct{ sessions, records string }
 
 func ownedIn(env *volume.Env) owned {
-	return owned{sessions: filepath.Join(env.StateDir, "iscsi"), records: env.Config.ISCSI.RecordsDir}
+	return owned{sessions: env.Layout.ISCSISessions(), records: env.Layout.ISCSIRecords()}
 }
 
 func (o owned) dir(m marker) string {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/state"
@@ -47,7 +48,7 @@ func (*Backend) Parse(c *options.Common, _ *config.Config) (volume.Spec, error) 
 // Release implements volume.Backend: it records the release in the state
 // dir so tests can assert it happened exactly when the last user left.
 func (*Backend) Release(_ context.Context, env *volume.Env, rec *state.Record) error {
-	f, err := os.OpenFile(filepath.Join(env.StateDir, "loop-releases.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(filepath.Join(env.Layout.Dir, "loop-releases.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -69,3 +70,15 @@ func (s spec) Acquire(context.Context, *volume.Env, bool) (string, json.RawMessa
 }
 
 func (s spec) Expand(context.Context, *volume.Env, *state.Record, int64) error { return nil }
+
+// Authorize implements volume.Spec: a loop device needs no credentials.
+func (s spec) Authorize(context.Context, *volume.Env, *state.Record, bool) error { return nil }
+
+// Identify implements volume.Spec: the recorded device must still be the
+// loop device the options name.
+func (s spec) Identify(_ context.Context, _ *volume.Env, rec *state.Record) error {
+	if rec.Device != s.dev {
+		return errkind.Errorf(errkind.Mismatch, "recorded device %s is not %s", rec.Device, s.dev)
+	}
+	return nil
+}

@@ -24,7 +24,7 @@ func (v *Volume) auth(env *volume.Env, nodeLocal bool) ([]string, func(), error)
 	done := func() {}
 	switch {
 	case v.Key != "":
-		f, err := writeKey(env.StateDir, v.Key)
+		f, err := writeKey(env.Layout.Keys(), v.Key)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -47,9 +47,8 @@ func (v *Volume) auth(env *volume.Env, nodeLocal bool) ([]string, func(), error)
 	return []string{"--id", user, "-m", v.Monitors, "--conf=/dev/null", cred}, done, nil
 }
 
-// writeKey writes key to a new 0600 file under stateDir/keys.
-func writeKey(stateDir, key string) (string, error) {
-	dir := filepath.Join(stateDir, "keys")
+// writeKey writes key to a new 0600 file in dir.
+func writeKey(dir, key string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("key dir: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/flexblock/flexblock/driver/internal/wait"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/runner"
+	"github.com/flexblock/flexblock/driver/state"
 	"github.com/flexblock/flexblock/driver/volume"
 )
 
@@ -385,3 +386,9 @@ func (v *Volume) undoMap(ctx context.Context, env *volume.Env) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Authorize implements volume.Spec. TODO(hardening): prove the caller's key.
+func (v *Volume) Authorize(context.Context, *volume.Env, *state.Record, bool) error { return nil }
+
+// Identify implements volume.Spec. TODO(hardening): check sysfs.
+func (v *Volume) Identify(context.Context, *volume.Env, *state.Record) error { return nil }

@@ -59,7 +59,7 @@ func newFixture(t *testing.T, supported string) *fixture {
 			f.now = f.now.Add(d)
 			return nil
 		}}
-	f.env = &volume.Env{Config: cfg, Run: f.script, Mask: &logging.Masker{}, Log: logging.New(f.log), StateDir: t.TempDir()}
+	f.env = &volume.Env{Config: cfg, Run: f.script, Mask: &logging.Masker{}, Log: logging.New(f.log), Layout: state.Layout{Dir: t.TempDir()}}
 	f.script.On("rbd device list", "[]", 0)
 	t.Cleanup(func() { f.noKeyLeak(t) })
 	return f
@@ -78,7 +78,7 @@ func (f *fixture) noKeyLeak(t *testing.T) {
 	if strings.Contains(f.log.String(), key) {
 		t.Errorf("key in the log: %s", f.log)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(f.env.StateDir, "keys")); len(ents) != 0 {
+	if ents, _ := os.ReadDir(f.env.Layout.Keys()); len(ents) != 0 {
 		t.Errorf("key files left: %v", ents)
 	}
 }
@@ -310,7 +310,7 @@ func TestAcquireArgvAndKeyfile(t *testing.T) {
 		if err != nil || st.Mode().Perm() != 0o600 || string(b) != key {
 			t.Errorf("keyfile %s: %v %v %q", keyfile, err, st, b)
 		}
-		if filepath.Dir(keyfile) != filepath.Join(f.env.StateDir, "keys") {
+		if filepath.Dir(keyfile) != f.env.Layout.Keys() {
 			t.Errorf("keyfile %s not under the state dir", keyfile)
 		}
 		if st, err := os.Stat(filepath.Dir(keyfile)); err != nil || st.Mode().Perm() != 0o700 {
@@ -720,7 +720,7 @@ func TestMapOutputNotADevice(t *testing.T) {
 
 func TestStaleKeyFilesRemoved(t *testing.T) {
 	f := newFixture(t, "")
-	dir := filepath.Join(f.env.StateDir, "keys")
+	dir := f.env.Layout.Keys()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -949,7 +949,7 @@ func TestSecretWithTrailingNewline(t *testing.T) {
 // needs it.
 func TestKeyFileUnwritable(t *testing.T) {
 	f := newFixture(t, "")
-	if err := os.WriteFile(filepath.Join(f.env.StateDir, "keys"), nil, 0o600); err != nil {
+	if err := os.WriteFile(f.env.Layout.Keys(), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := f.mustParse(t, base()...).Acquire(context.Background(), f.env, false)
@@ -957,5 +957,5 @@ func TestKeyFileUnwritable(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	assertLines(t, f.script.Lines(), []string{"rbd device list --format json"})
-	_ = os.Remove(filepath.Join(f.env.StateDir, "keys"))
+	_ = os.Remove(f.env.Layout.Keys())
 }

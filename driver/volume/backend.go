@@ -18,11 +18,12 @@ import (
 
 // Env is what a backend may use.
 type Env struct {
-	Config   *config.Config
-	Run      runner.Runner
-	Mask     *logging.Masker
-	Log      *slog.Logger
-	StateDir string
+	Config *config.Config
+	Run    runner.Runner
+	Mask   *logging.Masker
+	Log    *slog.Logger
+	// Layout names the node files flexblock keeps (keys, markers, locks).
+	Layout state.Layout
 }
 
 // Backend is a kind of block storage (rbd, iscsi).
@@ -51,6 +52,15 @@ type Spec interface {
 	// use the node-local credentials from config. On error it must undo
 	// what it did itself.
 	Acquire(ctx context.Context, env *Env, nodeLocal bool) (device string, data json.RawMessage, err error)
+	// Authorize proves, with this call's own credentials (nodeLocal as for
+	// Acquire), that the caller may use the storage rec describes, before
+	// it is bound to a mount another pod made. It must be cheap and
+	// read-only; a refusal carries errkind.Denied or errkind.Mismatch.
+	Authorize(ctx context.Context, env *Env, rec *state.Record, nodeLocal bool) error
+	// Identify checks, from the kernel (sysfs, major:minor, WWID), that
+	// rec.Device is still this volume's device and not another's that got
+	// the same name; a mismatch carries errkind.Mismatch.
+	Identify(ctx context.Context, env *Env, rec *state.Record) error
 	// Expand grows the underlying device to at least newSize bytes and
 	// makes the kernel see the new size.
 	Expand(ctx context.Context, env *Env, rec *state.Record, newSize int64) error

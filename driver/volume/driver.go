@@ -97,7 +97,7 @@ func (d *Driver) lockWithin(ctx context.Context, keys []string, wait time.Durati
 			held[i].Release()
 		}
 	}
-	dir := d.Env.StateDir + "/locks"
+	dir := d.Env.Layout.Locks()
 	for _, k := range keys {
 		l, err := lock.Acquire(ctx, dir, k, wait)
 		if err != nil {
