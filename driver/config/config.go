@@ -62,6 +62,13 @@ type Config struct {
 	// plus "default" for any other tool and "lock" for the per-volume lock.
 	Timeouts map[string]Duration `json:"timeouts,omitempty"`
 
+	// callDeadline bounds one whole driver call (default 5 min, kept
+	// between 10 s and 30 min): the per-tool timeouts above live inside it,
+	// because every tool's context derives from the call's, so a tool gets
+	// the smaller of its own bound and what is left of the call's.
+	// (Go name Deadline: the method CallDeadline reads it.)
+	Deadline Duration `json:"callDeadline,omitempty"`
+
 	// Nsenter runs every tool in the host's mount namespace
 	// (nsenter --mount=/proc/1/ns/mnt) for a containerized kubelet.
 	Nsenter bool `json:"nsenter,omitempty"`
@@ -78,6 +85,10 @@ type RBD struct {
 	Keyring         string `json:"keyring,omitempty"`
 	User            string `json:"user,omitempty"`
 	AllowForceUnmap bool   `json:"allowForceUnmap,omitempty"`
+	// KeyringDirs are the only directories the volume option "keyring" may
+	// name a file directly inside. Empty: the option is refused (a pod's
+	// author must not pick any file of the node for rbd to read).
+	KeyringDirs []string `json:"keyringDirs,omitempty"`
 }
 
 // ISCSI holds node-local settings of the iSCSI backend.
@@ -101,6 +112,10 @@ const (
 	DefaultStateDir    = "/run/flexblock"
 	DefaultRecordsDir  = "/var/lib/flexblock/iscsi"
 	DefaultFSType      = "ext4"
+	// DefaultCallDeadline is well under kubelet's patience with a driver.
+	DefaultCallDeadline = 5 * time.Minute
+	minCallDeadline     = 10 * time.Second
+	maxCallDeadline     = 30 * time.Minute
 )
 
 var defaultTimeouts = map[string]time.Duration{
@@ -187,8 +202,23 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("field \"defaultFSType\": %q is not one of ext4, ext3, xfs, btrfs", c.DefaultFSType)
 	}
+	if err := checkKeyringDirs(c.RBD.KeyringDirs); err != nil {
+		return err
+	}
+	if d := time.Duration(c.Deadline); d != 0 && (d < minCallDeadline || d > maxCallDeadline) {
+		return fmt.Errorf("field \"callDeadline\": %s is out of range: set a duration between 10s and 30m", d)
+	}
 	if c.LogMaxBytes < 0 {
 		return fmt.Errorf("field \"logMaxBytes\": must not be negative")
+	}
+	return nil
+}
+
+func checkKeyringDirs(dirs []string) error {
+	for _, d := range dirs {
+		if !filepath.IsAbs(d) || filepath.Clean(d) != d || d == "/" {
+			return fmt.Errorf("field \"rbd.keyringDirs\": %q must be an absolute, clean path of a directory other than /", d)
+		}
 	}
 	return nil
 }
@@ -216,6 +246,9 @@ func (c *Config) withDefaults() *Config {
 	if c.ISCSI.DeviceTimeout == 0 {
 		c.ISCSI.DeviceTimeout = Duration(30 * time.Second)
 	}
+	if c.Deadline == 0 {
+		c.Deadline = Duration(DefaultCallDeadline)
+	}
 	if c.ISCSI.RecordsDir == "" {
 		c.ISCSI.RecordsDir = DefaultRecordsDir
 	}
@@ -234,4 +267,13 @@ func (c *Config) Timeout(tool string) time.Duration {
 		return time.Duration(d)
 	}
 	return defaultTimeouts["default"]
+}
+
+// CallDeadline is the bound of one whole call (nil config: the default,
+// so a call whose config failed to load is bounded too).
+func (c *Config) CallDeadline() time.Duration {
+	if c == nil || c.Deadline == 0 {
+		return DefaultCallDeadline
+	}
+	return time.Duration(c.Deadline)
 }
