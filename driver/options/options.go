@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/flexblock/flexblock/driver/errkind"
 )
 
 // Keys kubelet sets.
@@ -50,6 +52,10 @@ func (e *Error) Error() string {
 	}
 	return msg
 }
+
+// Is makes every option error count as errkind.Invalid: the caller's input
+// is wrong, and retrying the same call cannot help.
+func (e *Error) Is(target error) bool { return target == errkind.Invalid }
 
 // Errorf builds an *Error.
 func Errorf(field, fix, format string, a ...any) error {
