@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/lock"
 	"github.com/flexblock/flexblock/driver/state"
 	"github.com/flexblock/flexblock/driver/volume"
@@ -93,7 +94,7 @@ func (a *acquirer) run(ctx context.Context) (string, json.RawMessage, error) {
 		return "", nil, err
 	}
 	data, _ := json.Marshal(attachment{IQN: v.IQN, LUN: v.LUN, Iface: v.Iface, Portals: a.portals, Devices: sds, DM: dm, DMName: name})
-	a.env.Log.Info("iSCSI LUN ready", "iqn", v.IQN, "lun", v.LUN, "device", dev, "paths", sds, "waitedMs", a.b.Now().Sub(waitStart).Milliseconds())
+	a.env.Log.Info(logging.EventLUNReady, "iqn", v.IQN, "lun", v.LUN, "device", dev, "paths", sds, "waitedMs", a.b.Now().Sub(waitStart).Milliseconds())
 	return dev, data, nil
 }
 

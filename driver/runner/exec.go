@@ -138,7 +138,7 @@ func (e *Exec) log(c Cmd, res Result, err error) {
 	if err != nil {
 		attrs = append(attrs, "error", e.Mask.Mask(err.Error()))
 	}
-	e.Log.Log(context.Background(), level, "exec", attrs...)
+	e.Log.Log(context.Background(), level, logging.EventExec, attrs...)
 }
 
 func tail(b []byte) string {
