@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/lock"
+	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/state"
 	"github.com/flexblock/flexblock/driver/volume"
 )
