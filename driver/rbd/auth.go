@@ -42,7 +42,7 @@ func (v *Volume) auth(env *volume.Env, nodeLocal bool) ([]string, func(), error)
 		if nodeLocal {
 			how = "this call gets no Secret from kubelet (attach mode, expandfs): set rbd.keyring (and rbd.user) in the driver config (flexblock install --rbd-keyring)"
 		}
-		return nil, nil, fmt.Errorf("no Ceph credentials for %s: %s", v.Spec(), how)
+		return nil, nil, fmt.Errorf("no Ceph credentials for %s: %s", v.ImageSpec(), how)
 	}
 	return []string{"--id", user, "-m", v.Monitors, "--conf=/dev/null", cred}, done, nil
 }
