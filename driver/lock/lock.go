@@ -15,9 +15,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/flexblock/flexblock/driver/internal/wait"
-
+	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
+	"github.com/flexblock/flexblock/driver/internal/wait"
+	"github.com/flexblock/flexblock/driver/safepath"
 )
 
 // pollInterval bounds how late a waiter notices a released lock.
@@ -36,12 +37,9 @@ var ErrTimeout = errors.New("lock wait timed out")
 // Lock files are never removed: removing one would let two processes hold
 // "the same" lock on different inodes.
 func Acquire(ctx context.Context, dir, key string, timeout time.Duration) (*Lock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("lock dir: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, fileName(key)), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openFile(dir, key)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", key, err)
+		return nil, err
 	}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -55,13 +53,37 @@ func Acquire(ctx context.Context, dir, key string, timeout time.Duration) (*Lock
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("volume %s is busy with another driver call: %w after %s", key, ErrTimeout, timeout)
+			return nil, errkind.Errorf(errkind.Busy, "volume %s is busy with another driver call: %w after %s", key, ErrTimeout, timeout)
 		}
 		if err := wait.Sleep(ctx, pollInterval); err != nil {
 			f.Close()
 			return nil, err
 		}
 	}
+}
+
+// openFile opens (creating) key's lock file in dir. dir's parent is the
+// operator's state dir and trusted; dir itself and the lock file are
+// reached without following a symlink (safepath), so a link planted there
+// never makes root create or open its target. New dirs are 0700.
+func openFile(dir, key string) (*os.File, error) {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return nil, fmt.Errorf("lock dir: %w", err)
+	}
+	if err := safepath.MkdirAll(parent, dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock dir: %w", err)
+	}
+	f, err := safepath.Open(parent, filepath.Join(dir, fileName(key)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	// A planted FIFO or device node is not a lock (and not ours to touch).
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, errkind.Errorf(errkind.Unsafe, "lock %s: %s is not a regular file: remove it", key, f.Name())
+	}
+	return f, nil
 }
 
 // Release drops the lock.
