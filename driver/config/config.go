@@ -123,6 +123,7 @@ var defaultTimeouts = map[string]time.Duration{
 	"lock":       60 * time.Second,
 	"fencing":    35 * time.Second, // a dead client's watch lingers ~30 s
 	"rbd":        90 * time.Second,
+	"rbdConnect": 10 * time.Second, // Ceph client_mount_timeout/rados_mon_op_timeout of each rbd call
 	"iscsiadm":   60 * time.Second,
 	"blkid":      30 * time.Second,
 	"mount":      60 * time.Second,
