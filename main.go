@@ -2,6 +2,11 @@
 // volumes. Installed as <plugin dir>/flexblock~rbd/rbd (or flexblock~iscsi/
 // iscsi) it answers kubelet's calls; run as flexblock it is the operator's
 // CLI (install, doctor, version, and driver calls by hand).
+//
+// The path of a kubelet call: main -> driver/app (one call: config, log,
+// wiring) -> driver/flexvol (the protocol: argv in, one JSON answer out) ->
+// driver/volume (the lifecycle) -> the backend (driver/rbd, driver/iscsi)
+// -> driver/runner, driver/format, driver/mount.
 package main
 
 import (
@@ -12,42 +17,42 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/flexblock/flexblock/driver/app"
+	"github.com/flexblock/flexblock/driver/backends"
 	"github.com/flexblock/flexblock/driver/config"
-	"github.com/flexblock/flexblock/driver/iscsi"
-	"github.com/flexblock/flexblock/driver/rbd"
-	"github.com/flexblock/flexblock/driver/volume"
+	"github.com/flexblock/flexblock/installer/command"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func init() {
-	app.Register("rbd", func() volume.Backend { return rbd.New() })
-	app.Register("iscsi", func() volume.Backend { return iscsi.New() })
-}
-
 func main() {
-	if backend, ok := personality(os.Args[0]); ok {
+	all := backends.List()
+	if b, ok := app.Personality(os.Args[0], all); ok {
 		// A kubelet call: no CLI framework, one JSON answer, exit 0 always
 		// (a non-zero exit makes kubelet log our argv, secrets included).
-		app.Run(app.Call{Backend: backend, ConfigPath: config.ForExecutable(absolute(os.Args[0])), Args: os.Args[1:], Isolate: true}, os.Stdout)
+		app.Run(app.Call{Backend: b, ConfigPath: config.ForExecutable(absolute(os.Args[0])), Args: os.Args[1:], Isolate: true, Observe: backends.Observer()}, os.Stdout)
 		os.Exit(0)
 	}
-	if err := newCLI().Run(os.Args); err != nil {
+	cmd := &cli.App{
+		Name:    "flexblock",
+		Usage:   "FlexVolume driver for Ceph RBD and iSCSI block volumes",
+		Version: version,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "driver config file for calls run by hand", EnvVars: []string{"FLEXBLOCK_CONFIG"}},
+		},
+		Commands: []*cli.Command{{Name: "version", Usage: "print the version", Action: func(*cli.Context) error {
+			fmt.Println("flexblock", version)
+			return nil
+		}}},
+	}
+	for _, b := range all {
+		cmd.Commands = append(cmd.Commands, app.Command(b, backends.Observer()))
+	}
+	cmd.Commands = append(cmd.Commands, command.Commands(backends.Names(all))...)
+	if err := cmd.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "flexblock:", err)
 		os.Exit(1)
 	}
-}
-
-// personality tells whether we were exec'd as an installed driver:
-// <plugin dir>/flexblock~NAME/NAME.
-func personality(argv0 string) (string, bool) {
-	name := filepath.Base(argv0)
-	dir := filepath.Base(filepath.Dir(argv0))
-	if dir == "flexblock~"+name && app.IsBackend(name) {
-		return name, true
-	}
-	return "", false
 }
 
 func absolute(p string) string {
@@ -55,47 +60,4 @@ func absolute(p string) string {
 		return a
 	}
 	return p
-}
-
-func newCLI() *cli.App {
-	a := &cli.App{
-		Name:    "flexblock",
-		Usage:   "FlexVolume driver for Ceph RBD and iSCSI block volumes",
-		Version: version,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "driver config file for calls run by hand", EnvVars: []string{"FLEXBLOCK_CONFIG"}},
-		},
-		Commands: []*cli.Command{
-			{Name: "version", Usage: "print the version", Action: func(*cli.Context) error {
-				fmt.Println("flexblock", version)
-				return nil
-			}},
-		},
-	}
-	for _, b := range app.Backends() {
-		a.Commands = append(a.Commands, driverCommand(b))
-	}
-	a.Commands = append(a.Commands, extraCommands...)
-	return a
-}
-
-// extraCommands are added by other files (install, doctor).
-var extraCommands []*cli.Command
-
-// driverCommand runs a driver call by hand: flexblock rbd mount DIR JSON.
-func driverCommand(backend string) *cli.Command {
-	return &cli.Command{
-		Name:            backend,
-		Usage:           "run a FlexVolume call of the " + backend + " driver by hand",
-		ArgsUsage:       "<call> [args...]  (calls: init, mount, unmount, ...)",
-		SkipFlagParsing: true,
-		Action: func(c *cli.Context) error {
-			cfg := c.String("config")
-			if cfg == "" {
-				cfg = filepath.Join(os.TempDir(), "flexblock-no-config", config.FileName)
-			}
-			app.Run(app.Call{Backend: backend, ConfigPath: cfg, Args: c.Args().Slice()}, os.Stdout)
-			return nil
-		},
-	}
 }

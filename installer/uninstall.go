@@ -114,10 +114,14 @@ func volumesInUse(dirs []string) ([]string, error) {
 	var out []string
 	var errs []error
 	for _, dir := range dirs {
-		recs, err := state.Store{Dir: dir}.List("")
+		recs, err := state.Store{Dir: dir, Inspect: true}.List("")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("state dir %s: %w", dir, err))
 			continue
+		}
+		// A record the driver set aside may describe a volume still in use.
+		if set, _ := os.ReadDir(state.Layout{Dir: dir}.Quarantine()); len(set) > 0 {
+			errs = append(errs, fmt.Errorf("state dir %s: %d record(s) set aside in %s: inspect them (the volumes they describe may still be mounted)", dir, len(set), state.Layout{Dir: dir}.Quarantine()))
 		}
 		for _, r := range recs {
 			line := fmt.Sprintf("volume %s still mounted on this node (driver %s", r.ID, DriverName(r.Backend))

@@ -11,7 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -20,6 +20,7 @@ import (
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/flexvol"
 	"github.com/flexblock/flexblock/driver/format"
+	"github.com/flexblock/flexblock/driver/lock"
 	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/mount"
 	"github.com/flexblock/flexblock/driver/runner"
@@ -27,34 +28,32 @@ import (
 	"github.com/flexblock/flexblock/driver/volume"
 )
 
-// backends maps a driver name to its constructor. Test builds add to it.
-var backends = map[string]func() volume.Backend{}
-
-// Register adds a backend (called from init of the backend wiring).
-func Register(name string, newBackend func() volume.Backend) { backends[name] = newBackend }
-
-// Backends lists the registered backend names.
-func Backends() []string {
-	var out []string
-	for n := range backends {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// IsBackend tells whether name is a registered backend.
-func IsBackend(name string) bool { _, ok := backends[name]; return ok }
-
 // Call is one driver invocation.
 type Call struct {
-	Backend    string
+	Backend    volume.Backend
 	ConfigPath string
 	Args       []string // kubelet's argv after argv[0]
 	// Isolate sends the process's own stdout and stderr to the log for the
 	// duration of the call (kubelet calls), so stray output can never
 	// corrupt the answer.
 	Isolate bool
+	// Observe hears the lifecycle's steps (test builds' crash points).
+	Observe func(volume.Step)
+}
+
+// Personality tells whether argv0 is an installed driver,
+// <plugin dir>/flexblock~NAME/NAME, and which backend it is.
+func Personality(argv0 string, all []volume.Backend) (volume.Backend, bool) {
+	name := filepath.Base(argv0)
+	if filepath.Base(filepath.Dir(argv0)) != "flexblock~"+name {
+		return nil, false
+	}
+	for _, b := range all {
+		if b.Name() == name {
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 // Run performs c and writes the answer to out. It never fails: every
@@ -63,6 +62,7 @@ func Run(c Call, out io.Writer) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	start := time.Now()
+	name := c.Backend.Name()
 	mask := &logging.Masker{}
 	cfg, cfgErr := config.Load(c.ConfigPath)
 	var logFile *logging.File
@@ -75,14 +75,19 @@ func Run(c Call, out io.Writer) {
 	if c.Isolate {
 		out = isolate(out, logFile)
 	}
-	log := logging.New(writerOf(logFile)).With("backend", c.Backend, "call", callName(c.Args), "volume", flexvol.VolumeOf(c.Args), "pid", os.Getpid())
+	log := logging.New(writerOf(logFile)).With("backend", name, "call", callName(c.Args), "volume", flexvol.VolumeOf(c.Args), "pid", os.Getpid())
 	var res flexvol.Result
 	if cfgErr != nil {
 		res = flexvol.Failure(cfgErr)
 	} else {
-		d := build(c.Backend, cfg, mask, log)
-		res = flexvol.Run(ctx, d, c.Args, func(v any, stack []byte) {
-			log.Error("panic", "value", fmt.Sprint(v), "stack", string(stack))
+		// One deadline for the whole call, well inside kubelet's patience:
+		// the per-tool bounds live inside it.
+		ctx, cancel := context.WithTimeout(ctx, cfg.CallDeadline())
+		defer cancel()
+		l := build(c.Backend, cfg, mask, log)
+		l.Observe = c.Observe
+		res = flexvol.Run(ctx, l, c.Args, func(v any, stack []byte) {
+			log.Error(logging.EventPanic, "value", fmt.Sprint(v), "stack", logging.Clip(string(stack), logging.MaxAnswer))
 		})
 	}
 	res.Message = mask.Mask(res.Message)
@@ -90,7 +95,7 @@ func Run(c Call, out io.Writer) {
 	if res.Status == flexvol.StatusFailure {
 		level = slog.LevelWarn
 	}
-	log.Log(ctx, level, "call done", "status", res.Status, "message", res.Message, "device", res.Device, "ms", float64(time.Since(start).Microseconds())/1000)
+	log.Log(context.Background(), level, logging.EventCallDone, "status", res.Status, "message", res.Message, "device", res.Device, "ms", float64(time.Since(start).Microseconds())/1000)
 	_ = flexvol.Write(out, res)
 }
 
@@ -128,7 +133,9 @@ func isolate(out io.Writer, logFile *logging.File) io.Writer {
 	if !ok {
 		return out
 	}
-	answerFd, err := unix.Dup(int(f.Fd()))
+	// close-on-exec: a tool (or a daemon a tool starts) must never hold
+	// kubelet's pipe open after we answer.
+	answerFd, err := runner.DupCloexec(int(f.Fd()))
 	if err != nil {
 		return out
 	}
@@ -145,25 +152,43 @@ func isolate(out io.Writer, logFile *logging.File) io.Writer {
 	return os.NewFile(uintptr(answerFd), "answer")
 }
 
-// build wires a backend's driver to the real runner.
-func build(backend string, cfg *config.Config, mask *logging.Masker, log *slog.Logger) flexvol.Driver {
-	run := &runner.Exec{Timeout: cfg.Timeout, Nsenter: cfg.Nsenter, Log: log, Mask: mask}
-	return NewDriver(backend, cfg, run, mask, log)
+// build wires a backend's lifecycle to the real runner.
+func build(b volume.Backend, cfg *config.Config, mask *logging.Masker, log *slog.Logger) *volume.Lifecycle {
+	layout := state.Layout{Dir: cfg.StateDir, RecordsDir: cfg.ISCSI.RecordsDir}
+	run := &runner.Exec{Timeout: cfg.Timeout, Nsenter: cfg.Nsenter, Log: log, Mask: mask, Dir: layout.Work()}
+	return NewLifecycle(b, cfg, run, mask, log)
 }
 
-// NewDriver wires a backend's driver to a runner (tests pass a scripted
-// one) and the mounter and formatter that use it.
-func NewDriver(backend string, cfg *config.Config, run runner.Runner, mask *logging.Masker, log *slog.Logger) *volume.Driver {
+// NewLifecycle wires a backend's lifecycle to a runner (tests pass a
+// scripted one) and to the real mounter, formatter, records and locks.
+func NewLifecycle(b volume.Backend, cfg *config.Config, run runner.Runner, mask *logging.Masker, log *slog.Logger) *volume.Lifecycle {
+	layout := state.Layout{Dir: cfg.StateDir, RecordsDir: cfg.ISCSI.RecordsDir}
 	mounter := &mount.Tools{Run: run}
 	if cfg.Nsenter {
 		mounter.MountInfo = "/proc/1/mountinfo"
 	}
-	env := &volume.Env{Config: cfg, Run: run, Mask: mask, Log: log, Layout: state.Layout{Dir: cfg.StateDir, RecordsDir: cfg.ISCSI.RecordsDir}}
-	return &volume.Driver{
-		Backend: backends[backend](),
-		Env:     env,
-		Mounter: mounter,
-		Format:  &format.Formatter{Run: run},
-		State:   state.Store{Dir: cfg.StateDir},
+	records := state.Store{Dir: layout.Dir, Quarantined: func(file string, err error) {
+		log.Warn(logging.EventRecordSetAside, "file", file, "why", err.Error())
+	}}
+	return &volume.Lifecycle{
+		Backend:      b,
+		Env:          &volume.Env{Config: cfg, Run: run, Mask: mask, Log: log, Layout: layout},
+		Mounter:      mounter,
+		Format:       &format.Formatter{Run: run},
+		Records:      records,
+		Locks:        lock.Dir{Path: layout.Locks()},
+		DeviceNumber: deviceNumber,
 	}
+}
+
+// deviceNumber reads a device node's major:minor from the kernel.
+func deviceNumber(dev string) (int, int, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil {
+		return 0, 0, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return 0, 0, fmt.Errorf("%s is not a block device", dev)
+	}
+	return int(unix.Major(st.Rdev)), int(unix.Minor(st.Rdev)), nil
 }

@@ -33,6 +33,8 @@ var (
 	Timeout = &Kind{"timed out"}
 	// Unsafe: a path or record would lead outside what flexblock owns.
 	Unsafe = &Kind{"unsafe"}
+	// Unsupported: the call does not apply to this driver's mode.
+	Unsupported = &Kind{"not supported"}
 )
 
 type marked struct {
@@ -57,7 +59,7 @@ func Errorf(kind *Kind, format string, a ...any) error {
 }
 
 // all lists the kinds Of looks for, most specific first.
-var all = []*Kind{Invalid, Unsafe, Denied, NotBlank, Mismatch, NotFound, Timeout, Busy}
+var all = []*Kind{Unsupported, Invalid, Unsafe, Denied, NotBlank, Mismatch, NotFound, Timeout, Busy}
 
 // Of returns the kind err carries, or nil.
 func Of(err error) *Kind {

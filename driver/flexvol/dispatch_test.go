@@ -4,42 +4,52 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/flexblock/flexblock/driver/errkind"
+	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/options"
+	"github.com/flexblock/flexblock/driver/volume"
 )
 
-// recorder is a Driver that records which method got which arguments.
-type recorder struct{ got []string }
+// recorder is a Lifecycle that records which method got which arguments,
+// and answers err (and dev for waitforattach).
+type recorder struct {
+	got []string
+	err error
+	dev string
+}
 
-func (r *recorder) rec(s ...string) Result {
+func (r *recorder) rec(s ...string) error {
 	r.got = append(r.got, strings.Join(s, "|"))
-	return Success()
+	return r.err
 }
-func (r *recorder) Init() Result { return r.rec("init") }
-func (r *recorder) Attach(_ context.Context, o options.Options, n string) Result {
-	return r.rec("attach", o["k"], n)
+func (r *recorder) Init() volume.Capabilities {
+	_ = r.rec("init")
+	return volume.Capabilities{FSGroup: true, RequiresFSResize: true}
 }
-func (r *recorder) IsAttached(_ context.Context, o options.Options, n string) Result {
-	return r.rec("isattached", o["k"], n)
+func (r *recorder) Attach(_ context.Context, o options.Options) error { return r.rec("attach", o["k"]) }
+func (r *recorder) IsAttached(_ context.Context, o options.Options) (bool, error) {
+	return true, r.rec("isattached", o["k"])
 }
-func (r *recorder) Detach(_ context.Context, v, n string) Result { return r.rec("detach", v, n) }
-func (r *recorder) WaitForAttach(_ context.Context, d string, o options.Options) Result {
-	return r.rec("waitforattach", d, o["k"])
+func (r *recorder) Detach(context.Context) error { return r.rec("detach") }
+func (r *recorder) WaitForAttach(_ context.Context, o options.Options) (string, error) {
+	return r.dev, r.rec("waitforattach", o["k"])
 }
-func (r *recorder) MountDevice(_ context.Context, p, d string, o options.Options) Result {
-	return r.rec("mountdevice", p, d, o["k"])
+func (r *recorder) MountDevice(_ context.Context, p string, o options.Options) error {
+	return r.rec("mountdevice", p, o["k"])
 }
-func (r *recorder) UnmountDevice(_ context.Context, p string) Result {
+func (r *recorder) UnmountDevice(_ context.Context, p string) error {
 	return r.rec("unmountdevice", p)
 }
-func (r *recorder) Mount(_ context.Context, p string, o options.Options) Result {
+func (r *recorder) Mount(_ context.Context, p string, o options.Options) error {
 	return r.rec("mount", p, o["k"])
 }
-func (r *recorder) Unmount(_ context.Context, p string) Result { return r.rec("unmount", p) }
-func (r *recorder) ExpandFS(_ context.Context, o options.Options, d, p string, n, old int64) Result {
-	return r.rec("expandfs", o["k"], d, p, itoa(n), itoa(old))
+func (r *recorder) Unmount(_ context.Context, p string) error { return r.rec("unmount", p) }
+func (r *recorder) ExpandFS(_ context.Context, o options.Options, n int64) error {
+	return r.rec("expandfs", o["k"], itoa(n))
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
@@ -53,15 +63,15 @@ func TestDispatchArgv(t *testing.T) {
 		want string
 	}{
 		{[]string{"init"}, "init"},
-		{[]string{"attach", j, "node1"}, "attach|v|node1"},
-		{[]string{"isattached", j, "node1"}, "isattached|v|node1"},
-		{[]string{"detach", "pv1", "node1"}, "detach|pv1|node1"},
-		{[]string{"waitforattach", "/dev/rbd0", j}, "waitforattach|/dev/rbd0|v"},
-		{[]string{"mountdevice", "/m", "/dev/rbd0", j}, "mountdevice|/m|/dev/rbd0|v"},
+		{[]string{"attach", j, "node1"}, "attach|v"},
+		{[]string{"isattached", j, "node1"}, "isattached|v"},
+		{[]string{"detach", "pv1", "node1"}, "detach"},
+		{[]string{"waitforattach", "/dev/rbd0", j}, "waitforattach|v"},
+		{[]string{"mountdevice", "/m", "/dev/rbd0", j}, "mountdevice|/m|v"},
 		{[]string{"unmountdevice", "/m"}, "unmountdevice|/m"},
 		{[]string{"mount", "/p", j}, "mount|/p|v"},
 		{[]string{"unmount", "/p"}, "unmount|/p"},
-		{[]string{"expandfs", j, "/dev/rbd0", "/p", "200", "100"}, "expandfs|v|/dev/rbd0|/p|200|100"},
+		{[]string{"expandfs", j, "/dev/rbd0", "/p", "200", "100"}, "expandfs|v|200"},
 	}
 	for _, tc := range cases {
 		r := &recorder{}
@@ -107,7 +117,7 @@ func TestDispatchRefusals(t *testing.T) {
 
 type panicky struct{ recorder }
 
-func (panicky) Init() Result { panic("boom") }
+func (panicky) Init() volume.Capabilities { panic("boom") }
 
 func TestRunRecoversPanics(t *testing.T) {
 	var logged string
@@ -129,5 +139,51 @@ func TestWriteOneObjectAllCapabilities(t *testing.T) {
 	}
 	if strings.Count(b.String(), "\n") != 1 || !strings.HasSuffix(b.String(), "}\n") {
 		t.Errorf("not one line: %q", b.String())
+	}
+}
+
+// The lifecycle's plain values and error kinds become kubelet's answers
+// here and nowhere else.
+func TestAnswersFromLifecycleValues(t *testing.T) {
+	long := errors.New(strings.Repeat("x", 1<<20))
+	cases := []struct {
+		args   []string
+		err    error
+		dev    string
+		status string
+		check  func(Result) bool
+	}{
+		{[]string{"init"}, nil, "", StatusSuccess, func(r Result) bool {
+			return r.Capabilities != nil && r.Capabilities.FSGroup && r.Capabilities.RequiresFSResize && !r.Capabilities.Attach
+		}},
+		{[]string{"mount", "/p", "{}"}, errkind.Errorf(errkind.Unsupported, "mount is not supported in attach mode"), "", StatusNotSupported, func(r Result) bool {
+			return r.Message == "mount is not supported in attach mode"
+		}},
+		{[]string{"mount", "/p", "{}"}, errkind.Errorf(errkind.Busy, "volume v is busy"), "", StatusFailure, func(r Result) bool {
+			return r.Message == "volume v is busy"
+		}},
+		{[]string{"unmount", "/p"}, long, "", StatusFailure, func(r Result) bool {
+			return len(r.Message) <= logging.MaxAnswer+64 && strings.HasPrefix(r.Message, "xxx")
+		}},
+		{[]string{"waitforattach", "/dev/x", "{}"}, nil, "/dev/rbd3", StatusSuccess, func(r Result) bool { return r.Device == "/dev/rbd3" }},
+		{[]string{"isattached", "{}", "n"}, nil, "", StatusSuccess, func(r Result) bool { return r.Attached != nil && *r.Attached }},
+	}
+	for _, tc := range cases {
+		res := Dispatch(context.Background(), &recorder{err: tc.err, dev: tc.dev}, tc.args)
+		if res.Status != tc.status || !tc.check(res) {
+			t.Errorf("%q with %v: %+v", tc.args, tc.err, res)
+		}
+	}
+}
+
+func TestCallNamesComeFromTheTable(t *testing.T) {
+	names := CallNames()
+	if len(names) != len(calls) || names[0] != "init" {
+		t.Fatalf("%q", names)
+	}
+	for _, n := range names {
+		if _, ok := lookup(n); !ok {
+			t.Errorf("%s not in the table", n)
+		}
 	}
 }

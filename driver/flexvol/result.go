@@ -3,7 +3,13 @@
 // Driver, and writes exactly one JSON object, whatever happens.
 package flexvol
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/flexblock/flexblock/driver/errkind"
+	"github.com/flexblock/flexblock/driver/logging"
+)
 
 // Statuses.
 const (
@@ -34,8 +40,22 @@ type Result struct {
 // Success is a plain success.
 func Success() Result { return Result{Status: StatusSuccess} }
 
-// Failure is a failure with a message for kubelet's events.
-func Failure(err error) Result { return Result{Status: StatusFailure, Message: err.Error()} }
+// Failure is a failure with a message for kubelet's events, bounded so a
+// tool's flood of output cannot become a flood in the pod's events.
+func Failure(err error) Result {
+	return Result{Status: StatusFailure, Message: logging.Clip(err.Error(), logging.MaxAnswer)}
+}
+
+// answer turns the lifecycle's error into kubelet's answer.
+func answer(err error) Result {
+	switch {
+	case err == nil:
+		return Success()
+	case errors.Is(err, errkind.Unsupported):
+		return Result{Status: StatusNotSupported, Message: logging.Clip(err.Error(), logging.MaxAnswer)}
+	}
+	return Failure(err)
+}
 
 // Failuref formats a failure message.
 func Failuref(format string, a ...any) Result {

@@ -11,7 +11,7 @@ import (
 
 // Run dispatches one call and always returns a Result: a panic anywhere
 // below becomes a Failure instead of a stack trace on kubelet's pipe.
-func Run(ctx context.Context, d Driver, args []string, onPanic func(v any, stack []byte)) (r Result) {
+func Run(ctx context.Context, l Lifecycle, args []string, onPanic func(v any, stack []byte)) (r Result) {
 	defer func() {
 		if v := recover(); v != nil {
 			if onPanic != nil {
@@ -20,7 +20,7 @@ func Run(ctx context.Context, d Driver, args []string, onPanic func(v any, stack
 			r = Failuref("internal error in flexblock (%v); details are in the driver log", v)
 		}
 	}()
-	return Dispatch(ctx, d, args)
+	return Dispatch(ctx, l, args)
 }
 
 // Write writes r as exactly one JSON object and a newline.

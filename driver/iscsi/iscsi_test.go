@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flexblock/flexblock/driver/format"
+	"github.com/flexblock/flexblock/driver/lock"
 	"github.com/flexblock/flexblock/driver/mount"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/runner"
@@ -76,15 +77,17 @@ func TestValidationRunsNothing(t *testing.T) {
 	for _, tc := range cases {
 		n := newNode(t)
 		root := t.TempDir()
-		d := &volume.Driver{Backend: n.b, Env: n.env, Mounter: &mount.Tools{Run: n.script}, Format: &format.Formatter{Run: n.script}, State: state.Store{Dir: n.env.Layout.Dir}}
+		d := &volume.Lifecycle{Backend: n.b, Env: n.env, Mounter: &mount.Tools{Run: n.script}, Format: &format.Formatter{Run: n.script}, Records: state.Store{Dir: n.env.Layout.Dir}, Locks: lock.Dir{Path: n.env.Layout.Locks()}}
 		o := options.Options{}
 		for i := 0; i+1 < len(tc.kv); i += 2 {
 			o[tc.kv[i]] = tc.kv[i+1]
 		}
-		res := d.Mount(context.Background(), root+"/pods/uid-1/volumes/flexblock~iscsi/vol", o)
-		if res.Status != "Failure" || !strings.Contains(res.Message, tc.want) {
-			t.Errorf("%q: got %s %q, want Failure containing %q", tc.kv, res.Status, res.Message, tc.want)
+		err := d.Mount(context.Background(), root+"/pods/uid-1/volumes/flexblock~iscsi/vol", o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want an error containing %q", tc.kv, err, tc.want)
+			continue
 		}
+		res := struct{ Message string }{err.Error()}
 		if len(n.script.Calls) != 0 {
 			t.Errorf("%q ran %v", tc.kv, n.lines())
 		}

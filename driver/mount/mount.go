@@ -32,6 +32,9 @@ type Mounter interface {
 	// Users returns the mounts of the same filesystem (device and root) as m,
 	// m itself excluded.
 	Users(m *mountinfo.Info) ([]*mountinfo.Info, error)
+	// All returns the whole mount table (for checks that a device is not
+	// already in use anywhere on the node).
+	All() ([]*mountinfo.Info, error)
 	// Mounted tells whether path is a mount point.
 	Mounted(path string) (bool, error)
 	// Same tells whether a and b are both mount points that show the same
@@ -101,6 +104,9 @@ func (t *Tools) Users(m *mountinfo.Info) ([]*mountinfo.Info, error) {
 		return !same || i.Mountpoint == m.Mountpoint, false
 	})
 }
+
+// All reads the whole mount table.
+func (t *Tools) All() ([]*mountinfo.Info, error) { return t.mounts(nil) }
 
 func (t *Tools) mounts(filter mountinfo.FilterFunc) ([]*mountinfo.Info, error) {
 	if t.MountInfo == "" {

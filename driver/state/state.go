@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -22,6 +23,10 @@ const (
 	// ModeDevice: attach:true; kubelet owns the deviceMountPath and binds.
 	ModeDevice = "device"
 )
+
+// Version is the record format this driver writes and the only one it
+// reads: a record of another version is set aside, never guessed at.
+const Version = 1
 
 // Record describes one volume the node uses.
 type Record struct {
@@ -36,25 +41,59 @@ type Record struct {
 	Locks       []string        `json:"locks,omitempty"` // extra lock keys (iSCSI target)
 	Data        json.RawMessage `json:"data,omitempty"`  // backend's own, for release
 	// Pods are the pod dirs bound to GlobalMount (ModePod), each recorded
-	// before its bind. PodsRecorded marks records written by a driver that
-	// records every bind: only for those may unmount count the remaining
-	// users from Pods (checked with statx) instead of reading the whole
-	// mount table.
-	Pods         []string  `json:"pods,omitempty"`
-	PodsRecorded bool      `json:"podsRecorded,omitempty"`
-	Updated      time.Time `json:"updated"`
+	// before its bind, so the last unmount counts the remaining users with
+	// statx on these paths instead of reading the whole mount table.
+	Pods    []string  `json:"pods,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
-// Store is a directory of records, one subdirectory per backend.
-type Store struct{ Dir string }
+// ErrCorrupt marks a record that cannot be read or is not valid.
+var ErrCorrupt = errors.New("corrupt state record")
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~:-]{0,252}$`)
+
+// Validate checks what every record must hold, whatever the backend: a
+// known version and mode, and names that are safe as file names. Where
+// the paths in it may point is checked by the lifecycle, which knows the
+// kubelet root.
+func (r *Record) Validate() error {
+	switch {
+	case r.Version != Version:
+		return fmt.Errorf("%w: version %d, this driver reads version %d", ErrCorrupt, r.Version, Version)
+	case !nameRE.MatchString(r.Backend) || !nameRE.MatchString(r.ID):
+		return fmt.Errorf("%w: backend %q or id %q is not a plain name", ErrCorrupt, r.Backend, r.ID)
+	case r.Mode != ModePod && r.Mode != ModeDevice:
+		return fmt.Errorf("%w: mode %q", ErrCorrupt, r.Mode)
+	}
+	return nil
+}
+
+// Store is a directory of records, one subdirectory per backend. A record
+// that cannot be read or fails Validate is moved to the quarantine dir
+// (and reported to Quarantined), so one bad file never blocks the node.
+type Store struct {
+	Dir string
+	// Quarantined, when set, hears of every record set aside.
+	Quarantined func(file string, err error)
+	// Inspect makes the store read-only: a bad record is an error and
+	// stays where it is (for readers that act on nothing, like uninstall).
+	Inspect bool
+}
+
+func (s Store) layout() Layout { return Layout{Dir: s.Dir} }
 
 func (s Store) path(backend, id string) string {
-	return filepath.Join(s.Dir, "volumes", backend, id+".json")
+	return filepath.Join(s.layout().Volumes(), backend, id+".json")
 }
 
-// Load returns the record, or nil when there is none.
+// Load returns the record, or nil when there is none (or it was corrupt
+// and has been set aside).
 func (s Store) Load(backend, id string) (*Record, error) {
-	b, err := os.ReadFile(s.path(backend, id))
+	if !nameRE.MatchString(backend) || !nameRE.MatchString(id) {
+		return nil, fmt.Errorf("state record name %q/%q is not a plain name", backend, id)
+	}
+	file := s.path(backend, id)
+	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -62,16 +101,49 @@ func (s Store) Load(backend, id string) (*Record, error) {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
 	r := &Record{}
-	if err := json.Unmarshal(b, r); err != nil {
-		return nil, fmt.Errorf("state record %s is corrupt: %w", s.path(backend, id), err)
+	err = json.Unmarshal(b, r)
+	if err != nil {
+		err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+	} else if err = r.Validate(); err == nil && (r.Backend != backend || r.ID != id) {
+		err = fmt.Errorf("%w: file %s holds %s/%s", ErrCorrupt, file, r.Backend, r.ID)
+	}
+	if err != nil {
+		return nil, s.quarantine(file, err)
 	}
 	return r, nil
 }
 
+// Quarantine sets r's file aside because of why (found by a caller that
+// knows more than Validate: paths outside what flexblock owns).
+func (s Store) Quarantine(r *Record, why error) error {
+	return s.quarantine(s.path(r.Backend, r.ID), why)
+}
+
+// quarantine moves file aside; only a failure to do so is an error.
+func (s Store) quarantine(file string, cause error) error {
+	if s.Inspect {
+		return cause
+	}
+	dir := s.layout().Quarantine()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("%v; and it cannot be set aside: %w", cause, err)
+	}
+	to := filepath.Join(dir, fmt.Sprintf("%s-%s-%d", filepath.Base(filepath.Dir(file)), filepath.Base(file), time.Now().UnixNano()))
+	if err := os.Rename(file, to); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%v; and it cannot be set aside: %w", cause, err)
+	}
+	if s.Quarantined != nil {
+		s.Quarantined(to, cause)
+	}
+	return nil
+}
+
 // Save writes r atomically: temp file, fsync, rename, fsync of the dir.
 func (s Store) Save(r *Record) error {
-	r.Version = 1
-	r.Updated = time.Now().UTC()
+	r.Version = Version
+	if err := r.Validate(); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -81,6 +153,9 @@ func (s Store) Save(r *Record) error {
 
 // Delete removes the record; a missing record is not an error.
 func (s Store) Delete(backend, id string) error {
+	if !nameRE.MatchString(backend) || !nameRE.MatchString(id) {
+		return fmt.Errorf("state record name %q/%q is not a plain name", backend, id)
+	}
 	err := os.Remove(s.path(backend, id))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete state: %w", err)
@@ -88,11 +163,12 @@ func (s Store) Delete(backend, id string) error {
 	return nil
 }
 
-// List returns all records of a backend ("" for every backend).
+// List returns all valid records of a backend ("" for every backend);
+// invalid ones are set aside on the way.
 func (s Store) List(backend string) ([]*Record, error) {
-	pattern := filepath.Join(s.Dir, "volumes", "*", "*.json")
+	pattern := filepath.Join(s.layout().Volumes(), "*", "*.json")
 	if backend != "" {
-		pattern = filepath.Join(s.Dir, "volumes", backend, "*.json")
+		pattern = filepath.Join(s.layout().Volumes(), backend, "*.json")
 	}
 	files, err := filepath.Glob(pattern)
 	if err != nil {
@@ -101,7 +177,14 @@ func (s Store) List(backend string) ([]*Record, error) {
 	var out []*Record
 	for _, f := range files {
 		id := strings.TrimSuffix(filepath.Base(f), ".json")
-		r, err := s.Load(filepath.Base(filepath.Dir(f)), id)
+		be := filepath.Base(filepath.Dir(f))
+		if !nameRE.MatchString(be) || !nameRE.MatchString(id) {
+			if err := s.quarantine(f, fmt.Errorf("%w: file name %s", ErrCorrupt, f)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		r, err := s.Load(be, id)
 		if err != nil {
 			return nil, err
 		}

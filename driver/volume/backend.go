@@ -1,7 +1,9 @@
 // Package volume is the node-side lifecycle every backend shares: global
 // mount plus per-pod binds (attach:false), or waitforattach/mountdevice
 // (attach:true); safe format; state records; locks. Backends only make a
-// device appear (Acquire) and disappear (Release).
+// device appear (Acquire) and disappear (Release). It returns plain Go
+// errors carrying errkind kinds; the protocol layer (driver/flexvol) alone
+// turns them into kubelet's answers.
 package volume
 
 import (
@@ -65,20 +67,3 @@ type Spec interface {
 	// makes the kernel see the new size.
 	Expand(ctx context.Context, env *Env, rec *state.Record, newSize int64) error
 }
-
-// Hook is called at each step of mount and unmount with the step's name.
-// Production builds leave it a no-op; test builds (-tags flexblocktest)
-// set it to kill the process at a chosen step, to prove that kubelet's
-// retry converges after a crash anywhere.
-var Hook = func(step string) {}
-
-// Steps passed to Hook.
-const (
-	StepAfterAcquire       = "after-acquire"
-	StepAfterFormat        = "after-format"
-	StepAfterGlobalMount   = "after-global-mount"
-	StepAfterBind          = "after-bind"
-	StepAfterUnbind        = "after-unbind"
-	StepAfterGlobalUnmount = "after-global-unmount"
-	StepBeforeRelease      = "before-release"
-)

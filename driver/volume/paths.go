@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
 )
 
@@ -12,6 +13,8 @@ import (
 // plain name, so a matching path can never escape the kubelet root.
 var (
 	podDirRE = lazyre.New(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/pods/([A-Za-z0-9-]{1,64})/volumes/flexblock~([a-z]+)/([A-Za-z0-9][A-Za-z0-9._-]{0,252})$`)
+	globalRE = lazyre.New(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/plugins/flexblock/([a-z]+)/mounts/([A-Za-z0-9][A-Za-z0-9._~:-]{0,252})$`)
+	devRE    = lazyre.New(`^/dev/[A-Za-z0-9][A-Za-z0-9._/:-]{0,200}$`)
 	devDirRE = lazyre.New(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/plugins/kubernetes.io/flexvolume/flexblock/([a-z]+)/mounts/([A-Za-z0-9][A-Za-z0-9._:-]{0,252})$`)
 )
 
@@ -29,22 +32,33 @@ func DeviceMountPath(p, backend, wantRoot string) (string, error) {
 
 func matchRoot(re *lazyre.Regexp, p, backend, wantRoot string, backendGroup int, what, shape string) (string, error) {
 	if len(p) > 4096 || filepath.Clean(p) != p || strings.Contains(p, "/../") || strings.Contains(p, "/./") {
-		return "", fmt.Errorf("%s %q is not a clean absolute path of the form %s", what, short(p), shape)
+		return "", errkind.Errorf(errkind.Invalid, "%s %q is not a clean absolute path of the form %s", what, short(p), shape)
 	}
 	m := re.FindStringSubmatch(p)
 	if m == nil || m[backendGroup] != backend {
-		return "", fmt.Errorf("%s %q is not of the form %s", what, short(p), shape)
+		return "", errkind.Errorf(errkind.Invalid, "%s %q is not of the form %s", what, short(p), shape)
 	}
 	root := m[1]
 	for _, part := range strings.Split(root, "/") {
 		if part == ".." || part == "." {
-			return "", fmt.Errorf("%s %q: kubelet root must be a clean path", what, short(p))
+			return "", errkind.Errorf(errkind.Invalid, "%s %q: kubelet root must be a clean path", what, short(p))
 		}
 	}
 	if wantRoot != "" && root != wantRoot {
-		return "", fmt.Errorf("%s %q is outside the kubelet root %s (config kubeletRoot); fix kubeletRoot in the driver config if kubelet uses another --root-dir", what, short(p), wantRoot)
+		return "", errkind.Errorf(errkind.Invalid, "%s %q is outside the kubelet root %s (config kubeletRoot); fix kubeletRoot in the driver config if kubelet uses another --root-dir", what, short(p), wantRoot)
 	}
 	return root, nil
+}
+
+// ownGlobalMount checks that p is exactly the global mount flexblock
+// makes for backend and id, under wantRoot when one is configured.
+func ownGlobalMount(p, backend, id, wantRoot string) error {
+	m := globalRE.FindStringSubmatch(p)
+	if m == nil || filepath.Clean(p) != p || strings.Contains(p, "/../") || m[2] != backend || m[3] != id ||
+		(wantRoot != "" && m[1] != wantRoot) {
+		return errkind.Errorf(errkind.Unsafe, "global mount %q is not flexblock's mount dir for %s volume %s", short(p), backend, id)
+	}
+	return nil
 }
 
 // GlobalMount is where flexblock mounts a device once per node.

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
 
-	"github.com/flexblock/flexblock/driver/flexvol"
+	"github.com/flexblock/flexblock/driver/errkind"
+	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/mount"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/state"
@@ -18,60 +20,128 @@ import (
 
 // Mount (attach:false) mounts the device once per node at the global mount
 // and bind-mounts that into the pod's dir.
-func (d *Driver) Mount(ctx context.Context, podDir string, o options.Options) flexvol.Result {
-	if d.Env.Config.Attach {
-		return flexvol.NotSupported("mount") // kubelet bind-mounts mountdevice's dir itself
+func (l *Lifecycle) Mount(ctx context.Context, podDir string, o options.Options) error {
+	if l.Env.Config.Attach {
+		// kubelet bind-mounts mountdevice's dir itself
+		return errkind.Errorf(errkind.Unsupported, "mount is not supported in attach mode")
 	}
-	root, err := PodDir(podDir, d.Backend.Name(), d.Env.Config.KubeletRoot)
+	root, err := PodDir(podDir, l.Backend.Name(), l.Env.Config.KubeletRoot)
 	if err != nil {
-		return flexvol.Failure(err)
+		return err
 	}
-	return d.withVolume(ctx, o, func(c *options.Common, spec Spec) error {
-		global := GlobalMount(root, d.Backend.Name(), spec.ID())
-		return d.mountPod(ctx, c, spec, global, podDir, spec.LockKeys())
+	return l.withVolume(ctx, o, func(c *options.Common, spec Spec) error {
+		return l.mountPod(ctx, c, spec, root, podDir)
 	})
 }
 
-func (d *Driver) mountPod(ctx context.Context, c *options.Common, spec Spec, global, podDir string, locks []string) error {
-	gMounted, err := d.Mounter.Mounted(global)
+func (l *Lifecycle) mountPod(ctx context.Context, c *options.Common, spec Spec, root, podDir string) error {
+	global := GlobalMount(root, l.Backend.Name(), spec.ID())
+	rec, err := l.record(spec.ID())
 	if err != nil {
 		return err
 	}
-	if done, err := d.alreadyBound(global, gMounted, podDir); done || err != nil {
+	if rec != nil && rec.GlobalMount != "" && rec.GlobalMount != global {
+		return errkind.Errorf(errkind.Mismatch, "volume %s is mounted on this node at %s, outside the kubelet root of pod dir %s: refusing a second mount of the same storage", spec.ID(), rec.GlobalMount, podDir)
+	}
+	gMounted, err := l.Mounter.Mounted(global)
+	if err != nil {
 		return err
 	}
-	created := false
+	if done, err := l.alreadyBound(global, gMounted, podDir); done || err != nil {
+		return err
+	}
 	if !gMounted {
-		if err := d.setupGlobal(ctx, c, spec, global, locks); err != nil {
-			return err
-		}
-		created = true
-	} else if err := d.compatible(spec.ID(), c.ReadOnly); err != nil {
+		return l.mountFirst(ctx, c, spec, global, podDir)
+	}
+	if rec, err = l.joinable(ctx, c, spec, rec, global); err != nil {
 		return err
 	}
-	// The pod is recorded before its bind, so a bind never goes uncounted.
-	err = d.notePod(spec.ID(), podDir)
-	if err == nil {
-		err = d.bind(ctx, global, podDir, c.ReadOnly)
-	}
+	return l.bindPod(ctx, rec, global, podDir, c.ReadOnly)
+}
+
+// mountFirst sets up the global mount and binds the first pod; a failed
+// bind undoes the setup, so nothing is left for a pod that never ran.
+func (l *Lifecycle) mountFirst(ctx context.Context, c *options.Common, spec Spec, global, podDir string) error {
+	rec, err := l.setupGlobal(ctx, c, spec, global)
 	if err != nil {
-		if created {
-			err = errors.Join(err, d.releaseIfUnused(ctx, d.record(spec.ID())))
-		}
 		return err
 	}
-	Hook(StepAfterBind)
+	if err := l.bindPod(ctx, rec, global, podDir, c.ReadOnly); err != nil {
+		return errors.Join(err, l.cleanup(ctx, func(ctx context.Context) error { return l.releaseIfUnused(ctx, rec) }))
+	}
 	return nil
 }
 
+// joinable checks that a pod may join the global mount another pod made:
+// the mount is flexblock's and still this volume's, the pod's read-write
+// wish fits, and its own credentials open the storage (a pod never reads
+// another's data through a mount it could not have made itself).
+func (l *Lifecycle) joinable(ctx context.Context, c *options.Common, spec Spec, rec *state.Record, global string) (*state.Record, error) {
+	if rec == nil {
+		var err error
+		if rec, err = l.adopt(ctx, spec, global); err != nil {
+			return nil, err
+		}
+	}
+	if rec.ReadOnly && !c.ReadOnly {
+		return nil, errkind.Errorf(errkind.Busy, "volume %s is mounted read-only on this node by another pod; a read-write mount must wait until those pods are gone", spec.ID())
+	}
+	if err := spec.Authorize(ctx, l.Env, rec, len(c.Secrets) == 0); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// adopt rebuilds the record of a global mount whose record was lost (set
+// aside as corrupt, or deleted by hand) from the mount table, after the
+// backend confirms from the kernel that the device is this volume's.
+func (l *Lifecycle) adopt(ctx context.Context, spec Spec, global string) (*state.Record, error) {
+	m, err := l.Mounter.Lookup(global)
+	if err != nil || m == nil {
+		return nil, errors.Join(err, foreignMount(global))
+	}
+	rec := &state.Record{Backend: l.Backend.Name(), ID: spec.ID(), Mode: state.ModePod, Device: m.Source,
+		FSType: m.FSType, ReadOnly: hasOption(m.Options, "ro"), GlobalMount: global, Locks: spec.LockKeys()}
+	if err := l.checkPaths(rec); err != nil {
+		return nil, errors.Join(err, foreignMount(global))
+	}
+	if err := spec.Identify(ctx, l.Env, rec); err != nil {
+		return nil, errors.Join(err, foreignMount(global))
+	}
+	if rec.Pods, err = l.podUsers(m, global); err != nil {
+		return nil, err
+	}
+	l.Env.Log.Warn(logging.EventRecordRebuilt, "id", rec.ID, "device", rec.Device, "pods", len(rec.Pods))
+	return rec, l.save(rec)
+}
+
+func hasOption(opts, o string) bool { return slices.Contains(strings.Split(opts, ","), o) }
+
+// podUsers lists the pod dirs under global's kubelet root that are binds
+// of global (copies of the mount elsewhere, such as propagation into a
+// containerized kubelet's view, are not pods).
+func (l *Lifecycle) podUsers(m *mountinfo.Info, global string) ([]string, error) {
+	all, err := l.Mounter.Users(m)
+	if err != nil {
+		return nil, err
+	}
+	var pods []string
+	for _, u := range all {
+		if root, err := PodDir(u.Mountpoint, l.Backend.Name(), l.Env.Config.KubeletRoot); err == nil && GlobalMount(root, l.Backend.Name(), filepath.Base(global)) == global {
+			pods = append(pods, u.Mountpoint)
+		}
+	}
+	return pods, nil
+}
+
 // alreadyBound makes a repeated mount call a no-op.
-func (d *Driver) alreadyBound(global string, gMounted bool, podDir string) (bool, error) {
-	mounted, err := d.Mounter.Mounted(podDir)
+func (l *Lifecycle) alreadyBound(global string, gMounted bool, podDir string) (bool, error) {
+	mounted, err := l.Mounter.Mounted(podDir)
 	if err != nil || !mounted {
 		return false, err
 	}
 	if gMounted {
-		same, err := d.Mounter.Same(global, podDir)
+		same, err := l.Mounter.Same(global, podDir)
 		if err != nil || same {
 			return same, err
 		}
@@ -79,73 +149,74 @@ func (d *Driver) alreadyBound(global string, gMounted bool, podDir string) (bool
 	return false, foreignMount(podDir)
 }
 
-// notePod records podDir as a user of the volume before its bind, so the
-// last unmount can count the users without reading the mount table.
-func (d *Driver) notePod(id, podDir string) error {
-	rec := d.record(id)
-	if rec == nil || !rec.PodsRecorded || slices.Contains(rec.Pods, podDir) {
-		return nil
+// bindPod records podDir as a user of the volume before its bind, so a
+// bind never goes uncounted, then binds it.
+func (l *Lifecycle) bindPod(ctx context.Context, rec *state.Record, global, podDir string, ro bool) error {
+	if !slices.Contains(rec.Pods, podDir) {
+		rec.Pods = append(rec.Pods, podDir)
+		if err := l.save(rec); err != nil {
+			return err
+		}
 	}
-	rec.Pods = append(rec.Pods, podDir)
-	return d.State.Save(rec)
-}
-
-// compatible refuses a read-write pod on a volume mounted read-only.
-func (d *Driver) compatible(id string, ro bool) error {
-	rec := d.record(id)
-	if rec != nil && rec.ReadOnly && !ro {
-		return fmt.Errorf("volume %s is mounted read-only on this node by another pod; a read-write mount must wait until those pods are gone", id)
-	}
-	return nil
-}
-
-func (d *Driver) record(id string) *state.Record {
-	rec, _ := d.State.Load(d.Backend.Name(), id)
-	return rec
-}
-
-func (d *Driver) bind(ctx context.Context, global, podDir string, ro bool) error {
 	if err := mount.EmptyDir(podDir); err != nil {
 		return err
 	}
-	return d.Mounter.Bind(ctx, global, podDir, ro)
+	if err := l.Mounter.Bind(ctx, global, podDir, ro); err != nil {
+		return err
+	}
+	l.observe(StepAfterBind)
+	return nil
+}
+
+func (l *Lifecycle) save(rec *state.Record) error {
+	rec.Updated = l.now()
+	return l.Records.Save(rec)
 }
 
 // setupGlobal acquires the device, formats it if blank and mounts it at
 // the global mount. The state record is written before Acquire so that a
 // crash at any later step leaves a trace that a retry or unmount cleans up.
-func (d *Driver) setupGlobal(ctx context.Context, c *options.Common, spec Spec, global string, locks []string) error {
-	rec := d.record(spec.ID())
-	if rec == nil {
-		rec = &state.Record{Backend: d.Backend.Name(), ID: spec.ID(), Mode: state.ModePod, PodsRecorded: true}
-	}
-	rec.FSType, rec.ReadOnly, rec.GlobalMount, rec.Locks = c.FSType, c.ReadOnly, global, locks
-	if err := d.State.Save(rec); err != nil {
-		return err
-	}
-	dev, data, err := spec.Acquire(ctx, d.Env, len(c.Secrets) == 0)
+func (l *Lifecycle) setupGlobal(ctx context.Context, c *options.Common, spec Spec, global string) (*state.Record, error) {
+	rec, err := l.record(spec.ID())
 	if err != nil {
-		return errors.Join(err, d.State.Delete(rec.Backend, rec.ID))
+		return nil, err
+	}
+	if rec == nil {
+		rec = &state.Record{Backend: l.Backend.Name(), ID: spec.ID(), Mode: state.ModePod}
+	}
+	rec.FSType, rec.ReadOnly, rec.GlobalMount, rec.Locks = c.FSType, c.ReadOnly, global, spec.LockKeys()
+	if err := l.save(rec); err != nil {
+		return nil, err
+	}
+	dev, data, err := spec.Acquire(ctx, l.Env, len(c.Secrets) == 0)
+	if err != nil {
+		return nil, errors.Join(err, l.Records.Delete(rec.Backend, rec.ID))
 	}
 	rec.Device, rec.Data = dev, data
-	if err := d.State.Save(rec); err != nil {
-		return errors.Join(err, d.teardown(ctx, rec))
+	undo := func(ctx context.Context) error { return l.teardown(ctx, rec) }
+	if err := l.save(rec); err != nil {
+		return nil, errors.Join(err, l.cleanup(ctx, undo))
 	}
-	Hook(StepAfterAcquire)
-	if err := d.formatAndMount(ctx, c, dev, global); err != nil {
-		return errors.Join(err, d.teardown(ctx, rec))
+	l.observe(StepAfterAcquire)
+	if err := l.formatAndMount(ctx, c, dev, global); err != nil {
+		return nil, errors.Join(err, l.cleanup(ctx, undo))
 	}
-	Hook(StepAfterGlobalMount)
-	return nil
+	l.observe(StepAfterGlobalMount)
+	return rec, nil
 }
 
-func (d *Driver) formatAndMount(ctx context.Context, c *options.Common, dev, target string) error {
-	formatted, err := d.Format.Prepare(ctx, dev, c.FSType, c.ReadOnly, c.MkfsOptions)
+func (l *Lifecycle) formatAndMount(ctx context.Context, c *options.Common, dev, target string) error {
+	if l.Free != nil {
+		if err := l.Free(ctx, dev, target); err != nil {
+			return err
+		}
+	}
+	formatted, err := l.Format.Prepare(ctx, dev, c.FSType, c.ReadOnly, c.MkfsOptions)
 	if err != nil {
 		return err
 	}
-	d.Env.Log.Info("device ready", "device", dev, "fsType", c.FSType, "formatted", formatted)
-	Hook(StepAfterFormat)
+	l.Env.Log.Info(logging.EventDeviceReady, "device", dev, "fsType", c.FSType, "formatted", formatted)
+	l.observe(StepAfterFormat)
 	if err := mount.EmptyDir(target); err != nil {
 		return err
 	}
@@ -153,58 +224,54 @@ func (d *Driver) formatAndMount(ctx context.Context, c *options.Common, dev, tar
 	if c.ReadOnly {
 		opts = append(opts, "ro")
 	}
-	return d.Mounter.Mount(ctx, dev, target, c.FSType, opts)
+	return l.Mounter.Mount(ctx, dev, target, c.FSType, opts)
 }
 
 // Unmount removes the pod's bind; the last one out unmounts the global
 // mount and releases the device. It needs no options: the state records
 // (which list the pod dirs bound to each global mount) and statx on those
 // paths tell it everything.
-func (d *Driver) Unmount(ctx context.Context, podDir string) flexvol.Result {
-	if d.Env.Config.Attach {
-		return flexvol.NotSupported("unmount")
+func (l *Lifecycle) Unmount(ctx context.Context, podDir string) error {
+	if l.Env.Config.Attach {
+		return errkind.Errorf(errkind.Unsupported, "unmount is not supported in attach mode")
 	}
-	if _, err := PodDir(podDir, d.Backend.Name(), d.Env.Config.KubeletRoot); err != nil {
-		return flexvol.Failure(err)
+	if _, err := PodDir(podDir, l.Backend.Name(), l.Env.Config.KubeletRoot); err != nil {
+		return err
 	}
-	if err := d.unmountPod(ctx, podDir); err != nil {
-		return flexvol.Failure(err)
-	}
-	return flexvol.Success()
-}
-
-func (d *Driver) unmountPod(ctx context.Context, podDir string) error {
-	mounted, err := d.Mounter.Mounted(podDir)
+	mounted, err := l.Mounter.Mounted(podDir)
 	if err != nil {
 		return err
 	}
 	if !mounted {
 		// Already unmounted, maybe by a call that died before it could
 		// release the device: finish that job now.
-		return d.collect(ctx)
+		return l.collect(ctx, podDir)
 	}
-	rec, err := d.owner(podDir)
+	rec, err := l.owner(podDir)
 	if err != nil {
 		return err
 	}
 	if rec == nil {
-		return d.Mounter.Unmount(ctx, podDir)
+		return l.Mounter.Unmount(ctx, podDir)
 	}
-	unlock, err := d.lock(ctx, d.lockKeys(rec.ID, rec.Locks))
+	unlock, err := l.lock(ctx, rec.ID, rec.Locks)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := d.Mounter.Unmount(ctx, podDir); err != nil {
+	if err := l.Mounter.Unmount(ctx, podDir); err != nil {
 		return err
 	}
-	Hook(StepAfterUnbind)
-	return d.releaseIfUnused(ctx, d.record(rec.ID))
+	l.observe(StepAfterUnbind)
+	if rec, err = l.record(rec.ID); err != nil {
+		return err
+	}
+	return l.releaseIfUnused(ctx, rec)
 }
 
 // owner finds the state record of the global mount that podDir is a bind of.
-func (d *Driver) owner(podDir string) (*state.Record, error) {
-	recs, err := d.State.List(d.Backend.Name())
+func (l *Lifecycle) owner(podDir string) (*state.Record, error) {
+	recs, err := l.records()
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +279,7 @@ func (d *Driver) owner(podDir string) (*state.Record, error) {
 		if r.Mode != state.ModePod || r.GlobalMount == "" {
 			continue
 		}
-		same, err := d.Mounter.Same(r.GlobalMount, podDir)
+		same, err := l.Mounter.Same(r.GlobalMount, podDir)
 		if err != nil {
 			return nil, err
 		}
@@ -225,41 +292,31 @@ func (d *Driver) owner(podDir string) (*state.Record, error) {
 
 // releaseIfUnused tears the volume down when no pod bind of it remains.
 // The caller holds the volume's lock.
-func (d *Driver) releaseIfUnused(ctx context.Context, rec *state.Record) error {
+func (l *Lifecycle) releaseIfUnused(ctx context.Context, rec *state.Record) error {
 	if rec == nil {
 		return nil
 	}
 	if rec.GlobalMount != "" {
-		mounted, err := d.Mounter.Mounted(rec.GlobalMount)
+		mounted, err := l.Mounter.Mounted(rec.GlobalMount)
 		if err != nil {
 			return err
 		}
 		if mounted {
-			inUse, err := d.inUse(rec)
+			inUse, err := l.inUse(rec)
 			if err != nil || inUse {
 				return err
 			}
 		}
 	}
-	return d.teardown(ctx, rec)
+	return l.teardown(ctx, rec)
 }
 
-// inUse tells whether a pod still has a bind of rec's global mount. For a
-// record that lists its pods, each listed pod dir is checked (statx, no
-// table read) and the ones gone are forgotten; an older record is answered
-// from the mount table.
-func (d *Driver) inUse(rec *state.Record) (bool, error) {
-	if !rec.PodsRecorded {
-		g, err := d.Mounter.Lookup(rec.GlobalMount)
-		if err != nil || g == nil {
-			return false, err
-		}
-		users, err := d.podUsers(g, rec.GlobalMount)
-		return len(users) > 0, err
-	}
+// inUse tells whether a pod listed in rec still has a bind of its global
+// mount (statx on each, no table read); the ones gone are forgotten.
+func (l *Lifecycle) inUse(rec *state.Record) (bool, error) {
 	var left []string
 	for _, p := range rec.Pods {
-		same, err := d.Mounter.Same(rec.GlobalMount, p)
+		same, err := l.Mounter.Same(rec.GlobalMount, p)
 		if err != nil {
 			return false, err
 		}
@@ -269,47 +326,29 @@ func (d *Driver) inUse(rec *state.Record) (bool, error) {
 	}
 	if len(left) != len(rec.Pods) {
 		rec.Pods = left
-		if err := d.State.Save(rec); err != nil {
+		if err := l.save(rec); err != nil {
 			return false, err
 		}
 	}
 	return len(left) > 0, nil
 }
 
-// podUsers are the binds of g under the kubelet root's pods dir. Copies of
-// the mount elsewhere (propagation into a containerized kubelet's view) are
-// not pods.
-func (d *Driver) podUsers(g *mountinfo.Info, global string) ([]*mountinfo.Info, error) {
-	all, err := d.Mounter.Users(g)
-	if err != nil {
-		return nil, err
-	}
-	prefix := strings.SplitN(global, "/plugins/", 2)[0] + "/pods/"
-	var out []*mountinfo.Info
-	for _, m := range all {
-		if strings.HasPrefix(m.Mountpoint, prefix) {
-			out = append(out, m)
-		}
-	}
-	return out, nil
-}
-
 // teardown unmounts the global mount, releases the device and forgets it.
 // Each step is idempotent, so a retry after a crash anywhere completes it.
-func (d *Driver) teardown(ctx context.Context, rec *state.Record) error {
+func (l *Lifecycle) teardown(ctx context.Context, rec *state.Record) error {
 	if rec.GlobalMount != "" {
-		if err := d.Mounter.Unmount(ctx, rec.GlobalMount); err != nil {
+		if err := l.Mounter.Unmount(ctx, rec.GlobalMount); err != nil {
 			return err
 		}
-		Hook(StepAfterGlobalUnmount)
+		l.observe(StepAfterGlobalUnmount)
 	}
 	if rec.Device != "" || len(rec.Data) > 0 {
-		Hook(StepBeforeRelease)
-		if err := d.Backend.Release(ctx, d.Env, rec); err != nil {
+		l.observe(StepBeforeRelease)
+		if err := l.Backend.Release(ctx, l.Env, rec); err != nil {
 			return fmt.Errorf("release %s: %w", rec.ID, err)
 		}
 	}
-	if err := d.State.Delete(rec.Backend, rec.ID); err != nil {
+	if err := l.Records.Delete(rec.Backend, rec.ID); err != nil {
 		return err
 	}
 	if rec.Mode == state.ModePod && rec.GlobalMount != "" {
@@ -320,35 +359,44 @@ func (d *Driver) teardown(ctx context.Context, rec *state.Record) error {
 
 // collect releases pod-mode volumes that no pod uses any more: what a
 // driver killed between unbind and release left behind. Volumes whose
-// lock is held are being worked on and are skipped.
-func (d *Driver) collect(ctx context.Context) error {
-	recs, err := d.State.List(d.Backend.Name())
+// lock is held are being worked on and are skipped. Only the volume that
+// listed podDir is this call's business: the failure of another volume's
+// cleanup is logged, never answered to this pod.
+func (l *Lifecycle) collect(ctx context.Context, podDir string) error {
+	recs, err := l.records()
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var mine []error
 	for _, r := range recs {
 		if r.Mode != state.ModePod {
 			continue
 		}
-		errs = append(errs, d.collectOne(ctx, r))
+		err := l.collectOne(ctx, r)
+		switch {
+		case err == nil:
+		case slices.Contains(r.Pods, podDir):
+			mine = append(mine, err)
+		default:
+			l.Env.Log.Warn(logging.EventCollectFailed, "id", r.ID, "error", err.Error())
+		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(mine...)
 }
 
 // collectLockWait is short: a held lock means a call is working on it.
 const collectLockWait = 50 * time.Millisecond
 
-func (d *Driver) collectOne(ctx context.Context, r *state.Record) error {
-	unlock, err := d.lockWithin(ctx, d.lockKeys(r.ID, r.Locks), collectLockWait)
-	if err != nil || unlock == nil {
+func (l *Lifecycle) collectOne(ctx context.Context, r *state.Record) error {
+	unlock, err := l.lockWithin(ctx, r.ID, r.Locks, collectLockWait)
+	if err != nil {
 		return nil // busy: its owner finishes the job
 	}
 	defer unlock()
-	r = d.record(r.ID) // re-read under the lock
-	if r == nil {
-		return nil
+	r, err = l.record(r.ID) // re-read under the lock
+	if err != nil || r == nil {
+		return err
 	}
-	d.Env.Log.Info("collecting unused volume", "id", r.ID)
-	return d.releaseIfUnused(ctx, r)
+	l.Env.Log.Info(logging.EventCollecting, "id", r.ID)
+	return l.releaseIfUnused(ctx, r)
 }

@@ -24,11 +24,8 @@ import (
 	"github.com/flexblock/flexblock/driver/volume"
 )
 
-func init() {
-	app.Register("loop", func() volume.Backend { return loopback.New() })
-	app.Register("rbd", func() volume.Backend { return rbd.New() })
-	app.Register("iscsi", func() volume.Backend { return iscsi.New() })
-}
+// backends are wired explicitly, as main and the test build do.
+var backends = map[string]volume.Backend{"loop": loopback.New(), "rbd": rbd.New(), "iscsi": iscsi.New()}
 
 // valid is a complete, valid option set per backend; each case spoils one
 // thing in it, so the Failure is caused by that thing alone.
@@ -143,7 +140,7 @@ func TestHostileCorpus(t *testing.T) {
 		cfg.StateDir, cfg.KubeletRoot = state, root
 		script := &runner.Script{Strict: true}
 		mask := &logging.Masker{}
-		d := app.NewDriver(backend, cfg, script, mask, logging.New(nil))
+		d := app.NewLifecycle(backends[backend], cfg, script, mask, logging.New(nil))
 		for _, c := range cases(backend, root) {
 			res := flexvol.Run(context.Background(), d, c.args, nil)
 			total++

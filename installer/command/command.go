@@ -1,4 +1,6 @@
-package main
+// Package command is the operator's side of the flexblock binary: the
+// install, uninstall and doctor commands, wired to the installer.
+package command
 
 import (
 	"context"
@@ -6,20 +8,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/flexblock/flexblock/driver/app"
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/installer"
 	"github.com/flexblock/flexblock/installer/doctor"
 )
 
-func init() {
-	extraCommands = append(extraCommands, installCommand(), uninstallCommand(), doctorCommand())
+// Commands returns install, uninstall and doctor for a binary that serves
+// the named backends.
+func Commands(backends []string) []*cli.Command {
+	return []*cli.Command{installCommand(backends), uninstallCommand(), doctorCommand(backends)}
 }
 
 func env(name string) []string { return []string{"FLEXBLOCK_" + name} }
@@ -31,7 +35,7 @@ func pluginDirFlags() []cli.Flag {
 	}
 }
 
-func installCommand() *cli.Command {
+func installCommand(backends []string) *cli.Command {
 	flags := append(pluginDirFlags(),
 		&cli.StringFlag{Name: "source", EnvVars: env("SOURCE"), Usage: "executable to install (default: this one)"},
 		&cli.BoolFlag{Name: "once", EnvVars: env("ONCE"), Usage: "install, self-test and exit (init container); default: stay running, repair the install and follow the driver log"},
@@ -79,7 +83,7 @@ func installCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			o := installer.Options{PluginDir: res.Dir, MustExist: res.FromKubelet, Source: src, Backends: app.Backends(), Config: cfg}
+			o := installer.Options{PluginDir: res.Dir, MustExist: res.FromKubelet, Source: src, Backends: backends, Config: cfg}
 			if c.Bool("once") {
 				r, err := installer.Install(o)
 				if r != nil {
@@ -88,7 +92,7 @@ func installCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("installer: drivers %s installed in %s and answer init\n", driverNames(), res.Dir)
+				fmt.Printf("installer: drivers %s installed in %s and answer init\n", driverNames(backends), res.Dir)
 				return nil
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -102,9 +106,9 @@ func installCommand() *cli.Command {
 	}
 }
 
-func driverNames() string {
+func driverNames(backends []string) string {
 	var n []string
-	for _, b := range app.Backends() {
+	for _, b := range backends {
 		n = append(n, installer.DriverName(b))
 	}
 	return strings.Join(n, ", ")
@@ -205,7 +209,7 @@ func uninstallCommand() *cli.Command {
 	}
 }
 
-func doctorCommand() *cli.Command {
+func doctorCommand(known []string) *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "check this node for everything flexblock needs; one verdict and fix per line; exit 1 when something required is missing",
@@ -220,8 +224,8 @@ func doctorCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			backends := c.StringSlice("backend")
 			for _, b := range backends {
-				if !app.IsBackend(b) {
-					return fmt.Errorf("unknown backend %q (have %s)", b, strings.Join(app.Backends(), ", "))
+				if !slices.Contains(known, b) {
+					return fmt.Errorf("unknown backend %q (have %s)", b, strings.Join(known, ", "))
 				}
 			}
 			r := doctor.Run(doctor.Options{
