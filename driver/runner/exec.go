@@ -8,18 +8,31 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/logging"
 )
 
 // safePath is used for tools: kubelet may run us with a minimal PATH.
 const safePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// maxOutput bounds captured output so a chatty tool cannot exhaust memory.
+// maxOutput bounds captured stdout so a chatty tool cannot exhaust memory.
 const maxOutput = 4 << 20
+
+// stderrKeep is how much of the head and of the tail of stderr is kept.
+// It must stay far above what Clip shows of either end (maxStderr/2): the
+// bytes around a drop point may be a fragment of a secret that the masker
+// cannot recognise, and only Clip's own cut, made after masking, may
+// remove them from sight.
+const stderrKeep = 64 << 10
+
+// maxStderr bounds a tool's stderr in errors and log lines, leaving room
+// in an answer (logging.MaxAnswer) for the command line and the context.
+const maxStderr = logging.MaxAnswer - 1024
 
 // Exec runs real programs.
 type Exec struct {
@@ -29,14 +42,22 @@ type Exec struct {
 	Nsenter bool
 	Log     *slog.Logger
 	Mask    *logging.Masker
-	// Dir is the working directory of the programs ("/" when empty), so a
-	// relative path in an argument can never point into our own files.
+	// Dir is the working directory of the programs: an empty directory of
+	// the driver's own (state.Layout.Work()), created 0700 when missing, so
+	// a relative path in an argument (mkfs.ext4 -d etc) names nothing of
+	// the node. Required: a tool is never run anywhere else.
 	Dir string
 }
 
 // Run executes c, killing its whole process group when the timeout expires
-// or ctx is cancelled.
+// or ctx is cancelled. The timeout lives inside ctx's own deadline (the
+// call's), whichever comes first.
 func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
+	if err := PrivateDir(e.Dir); err != nil {
+		err = fmt.Errorf("%s: not run: working directory: %w", e.Mask.Mask(c.String()), err)
+		e.log(c, Result{ExitCode: -1}, "", err)
+		return Result{ExitCode: -1}, err
+	}
 	timeout := c.Timeout
 	if timeout == 0 && e.Timeout != nil {
 		timeout = e.Timeout(c.Name)
@@ -48,23 +69,48 @@ func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	defer cancel()
 
 	cmd := e.command(ctx, c)
-	var stdout, stderr limitedBuffer
+	var stdout limitedBuffer
+	stderr := headTail{keep: stderrKeep}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
+	err := runBoundToUs(cmd)
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(start)}
 	if cmd.ProcessState != nil {
 		res.ExitCode = cmd.ProcessState.ExitCode()
 	}
-	err = e.classify(ctx, c, res, err, timeout)
-	e.log(c, res, err)
+	// Mask first, then cut: a cut through a secret leaves a fragment the
+	// masker no longer recognises.
+	shown := logging.Clip(e.Mask.Mask(strings.TrimSpace(string(res.Stderr))), maxStderr)
+	err = e.classify(ctx, c, res, shown, err, timeout)
+	e.log(c, res, shown, err)
 	return res, err
+}
+
+// runBoundToUs runs cmd so that it cannot outlive the driver.
+//
+// Every fd but 0, 1 and 2 is made close-on-exec first: Go opens its own
+// fds that way, but not an fd the process inherited (kubelet's) or made
+// with a plain dup, and a tool's descendant that outlives the call while
+// holding kubelet's pipe makes kubelet wait for it.
+//
+// The child gets PR_SET_PDEATHSIG=SIGKILL, so a SIGKILLed driver (which
+// cannot kill the group) does not leave its tool running. The kernel sends
+// it when the OS thread that forked the child exits, not the process; Go
+// ends a thread when a goroutine locked to it returns, so this goroutine
+// holds its thread from Start to Wait and no other goroutine can end it.
+func runBoundToUs(cmd *exec.Cmd) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	closeOnExecFrom3()
+	return cmd.Run()
 }
 
 func (e *Exec) command(ctx context.Context, c Cmd) *exec.Cmd {
 	name, args := c.Name, c.Args
 	if e.Nsenter {
-		name, args = "nsenter", append([]string{"--mount=/proc/1/ns/mnt", "--", c.Name}, c.Args...)
+		// Entering a mount namespace moves the working directory to its
+		// root; --wd makes nsenter open ours before and return to it after.
+		name, args = "nsenter", append([]string{"--mount=/proc/1/ns/mnt", "--wd=" + e.Dir, "--", c.Name}, c.Args...)
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	if p, err := lookPath(name); err == nil {
@@ -72,15 +118,12 @@ func (e *Exec) command(ctx context.Context, c Cmd) *exec.Cmd {
 	}
 	cmd.Env = []string{"PATH=" + safePath, "LC_ALL=C"}
 	cmd.Dir = e.Dir
-	if cmd.Dir == "" {
-		cmd.Dir = "/"
-	}
 	if c.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(c.Stdin)
 	}
 	// Own process group: on expiry we kill the tool and everything it forked
 	// (rbd and iscsiadm fork helpers that would otherwise outlive us).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A grandchild holding our pipes must not keep Wait from returning.
 	cmd.WaitDelay = 2 * time.Second
@@ -101,24 +144,26 @@ func lookPath(name string) (string, error) {
 	return "", exec.ErrNotFound
 }
 
-func (e *Exec) classify(ctx context.Context, c Cmd, res Result, err error, timeout time.Duration) error {
+// classify turns the outcome into an error; stderr is already masked and
+// clipped.
+func (e *Exec) classify(ctx context.Context, c Cmd, res Result, stderr string, err error, timeout time.Duration) error {
 	line := e.Mask.Mask(c.String())
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("%s: %w after %s (process group killed)", line, ErrTimeout, timeout)
+		return errkind.Mark(errkind.Timeout, fmt.Errorf("%s: %w after %s (process group killed)", line, ErrTimeout, timeout))
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: cancelled: %w", line, ctx.Err())
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return &ExitError{Cmd: line, Code: res.ExitCode, Stderr: e.Mask.Mask(strings.TrimSpace(string(res.Stderr)))}
+		return &ExitError{Cmd: line, Code: res.ExitCode, Stderr: stderr}
 	}
 	return fmt.Errorf("%s: %s", line, e.Mask.Mask(err.Error()))
 }
 
-func (e *Exec) log(c Cmd, res Result, err error) {
+func (e *Exec) log(c Cmd, res Result, stderr string, err error) {
 	if e.Log == nil {
 		return
 	}
@@ -132,21 +177,16 @@ func (e *Exec) log(c Cmd, res Result, err error) {
 		"exit", res.ExitCode,
 		"ms", float64(res.Duration.Microseconds()) / 1000,
 	}
-	if len(res.Stderr) > 0 {
-		attrs = append(attrs, "stderr", e.Mask.Mask(tail(res.Stderr)))
+	if stderr != "" {
+		attrs = append(attrs, "stderr", stderr)
 	}
-	if err != nil {
-		attrs = append(attrs, "error", e.Mask.Mask(err.Error()))
+	// An exit status is told by exit and stderr above; other errors
+	// (timeout, missing tool) are told here.
+	var ee *ExitError
+	if err != nil && !errors.As(err, &ee) {
+		attrs = append(attrs, "error", logging.Clip(e.Mask.Mask(err.Error()), logging.MaxAnswer))
 	}
-	e.Log.Log(context.Background(), level, logging.EventExec, attrs...)
-}
-
-func tail(b []byte) string {
-	const n = 2048
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
+	e.Log.Log(context.Background(), level, "exec", attrs...)
 }
 
 // limitedBuffer keeps the first maxOutput bytes and drops the rest. The
@@ -166,3 +206,35 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 }
 
 func (l *limitedBuffer) Bytes() []byte { return l.buf.Bytes() }
+
+// headTail keeps the first and the last keep bytes of what is written:
+// a tool says what it does at the start and why it failed at the end.
+type headTail struct {
+	keep    int
+	head    []byte
+	tail    []byte // a window of the last bytes, compacted as it grows
+	dropped int64
+}
+
+func (h *headTail) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := h.keep - len(h.head); room > 0 {
+		take := min(room, len(p))
+		h.head = append(h.head, p[:take]...)
+		p = p[take:]
+	}
+	h.tail = append(h.tail, p...)
+	if over := len(h.tail) - h.keep; over > 0 {
+		h.dropped += int64(over)
+		h.tail = append(h.tail[:0], h.tail[over:]...)
+	}
+	return n, nil
+}
+
+func (h *headTail) Bytes() []byte {
+	if h.dropped == 0 {
+		return append(h.head[:len(h.head):len(h.head)], h.tail...)
+	}
+	note := fmt.Sprintf("\n...[%d bytes dropped]...\n", h.dropped)
+	return append(append(h.head[:len(h.head):len(h.head)], note...), h.tail...)
+}

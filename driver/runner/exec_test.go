@@ -15,7 +15,25 @@ import (
 )
 
 func newExec(buf *bytes.Buffer, mask *logging.Masker) *Exec {
-	return &Exec{Log: logging.New(buf), Mask: mask, Timeout: func(string) time.Duration { return 5 * time.Second }}
+	return &Exec{Log: logging.New(buf), Mask: mask, Timeout: func(string) time.Duration { return 5 * time.Second }, Dir: workDir}
+}
+
+// workDir is the tools' working directory in these tests (TestMain).
+var workDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		helperDriver()
+		return
+	}
+	dir, err := os.MkdirTemp("", "runner-test")
+	if err != nil {
+		panic(err)
+	}
+	workDir = dir + "/work"
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func TestCapturesOutputAndExitCode(t *testing.T) {
@@ -114,13 +132,15 @@ func TestMissingToolIsAnError(t *testing.T) {
 }
 
 func TestNsenterWrapsCommand(t *testing.T) {
-	e := &Exec{Nsenter: true, Mask: &logging.Masker{}}
+	e := &Exec{Nsenter: true, Mask: &logging.Masker{}, Dir: "/run/flexblock/work"}
 	cmd := e.command(context.Background(), Cmd{Name: "rbd", Args: []string{"map", "x"}})
-	want := []string{"nsenter", "--mount=/proc/1/ns/mnt", "--", "rbd", "map", "x"}
+	// --wd: entering a mount namespace moves the working directory to its
+	// root; nsenter opens the dir before and returns to it after.
+	want := []string{"nsenter", "--mount=/proc/1/ns/mnt", "--wd=/run/flexblock/work", "--", "rbd", "map", "x"}
 	if strings.Join(cmd.Args, " ") != strings.Join(want, " ") {
 		t.Fatalf("argv = %q", cmd.Args)
 	}
-	if cmd.Dir != "/" || cmd.Env[0] != "PATH="+safePath {
+	if cmd.Dir != "/run/flexblock/work" || cmd.Env[0] != "PATH="+safePath {
 		t.Fatalf("dir %q env %q", cmd.Dir, cmd.Env)
 	}
 }

@@ -69,9 +69,3 @@ func ExitCode(err error) int {
 	}
 	return -1
 }
-
-// Output runs c and returns its trimmed stdout.
-func Output(ctx context.Context, r Runner, name string, args ...string) (string, error) {
-	res, err := r.Run(ctx, Cmd{Name: name, Args: args})
-	return strings.TrimSpace(string(res.Stdout)), err
-}
