@@ -4,6 +4,8 @@
 package rbd
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -45,8 +47,8 @@ type Volume struct {
 	b   *Backend
 }
 
-// Spec is the image spec rbd understands: pool[/namespace]/image[@snap].
-func (v *Volume) Spec() string {
+// ImageSpec is the image spec rbd understands: pool[/namespace]/image[@snap].
+func (v *Volume) ImageSpec() string {
 	return spec(v.Pool, v.Namespace, v.Image, v.Snapshot)
 }
 
@@ -97,7 +99,7 @@ func parse(c *options.Common, cfg *config.Config) (*Volume, error) {
 		return nil, options.Errorf("snapshot", "set readOnly: \"true\" on the volume (a snapshot can only be mapped read-only)", "is set but the volume is read-write")
 	}
 	if id := v.ID(); len(id) > maxID {
-		return nil, options.Errorf("image", fmt.Sprintf("use shorter pool, radosNamespace, image and snapshot names (together at most %d characters)", maxID-3), "makes a volume ID of %d characters", len(id))
+		return nil, options.Errorf("image", fmt.Sprintf("use shorter pool, radosNamespace, image and snapshot names (together at most %d characters)", maxID-len(clusterID(""))-4), "makes a volume ID of %d characters", len(id))
 	}
 	if v.Snapshot != "" && v.Size != 0 {
 		return nil, options.Errorf("size", "remove size: flexblock creates images, never snapshots", "is set together with snapshot")
@@ -197,7 +199,7 @@ var createFeatures = map[string]string{
 
 func creation(o options.Options, v *Volume) error {
 	if s := o["size"]; s != "" {
-		n, err := options.Size("size", s)
+		n, err := options.ParseQuantity("size", s)
 		if err != nil {
 			return err
 		}
@@ -283,15 +285,40 @@ func maskValue(item string) string {
 	return item
 }
 
-// ID is unique per pool, namespace, image and snapshot. "~" cannot appear
-// in a validated name, so the join is unambiguous and parseID inverts it.
+// ID names the cluster (a hash of its monitors set: order, duplicates and
+// the default port do not matter) and the pool, namespace, image and
+// snapshot: the same image name in another cluster is another volume. "~"
+// cannot appear in a validated name, so the join is unambiguous and
+// parseID inverts it.
 func (v *Volume) ID() string {
-	return fmt.Sprintf("%s~%s~%s~%s", v.Pool, v.Namespace, v.Image, v.Snapshot)
+	return fmt.Sprintf("%s~%s~%s~%s~%s", clusterID(v.Monitors), v.Pool, v.Namespace, v.Image, v.Snapshot)
 }
 
-// parseID inverts ID (for a state record without backend data).
+// clusterID is "c" and 16 hex digits of the sha256 of the sorted,
+// deduplicated, lower-cased monitor list.
+func clusterID(monitors string) string {
+	set := map[string]bool{}
+	for _, m := range strings.Split(monitors, ",") {
+		set[strings.ToLower(strings.TrimSpace(m))] = true
+	}
+	list := make([]string, 0, len(set))
+	for m := range set {
+		list = append(list, m)
+	}
+	sort.Strings(list)
+	sum := sha256.Sum256([]byte(strings.Join(list, ",")))
+	return "c" + hex.EncodeToString(sum[:8])
+}
+
+var clusterIDRE = lazyre.New(`^c[0-9a-f]{16}$`)
+
+// parseID inverts ID (for a state record without backend data), and reads
+// the IDs of the previous version too (pool~ns~image~snap, no cluster).
 func parseID(id string) (mapping, bool) {
 	p := strings.Split(id, "~")
+	if len(p) == 5 && clusterIDRE.MatchString(p[0]) {
+		p = p[1:]
+	}
 	if len(p) != 4 || options.Name("pool", p[0], maxName) != nil || options.Name("image", p[2], maxName) != nil {
 		return mapping{}, false
 	}

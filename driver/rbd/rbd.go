@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
 	"github.com/flexblock/flexblock/driver/internal/wait"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/runner"
-	"github.com/flexblock/flexblock/driver/state"
 	"github.com/flexblock/flexblock/driver/volume"
 )
 
@@ -29,6 +29,8 @@ type Backend struct {
 	SysBus string
 	// SysBlock is /sys/block: a mapped device's size and ro flag.
 	SysBlock string
+	// DevNumber is the major:minor of a block device node (stat).
+	DevNumber func(path string) (major, minor uint32, err error)
 	// Sleep waits (fencing retries, the resize wait).
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock the fencing bound is measured with.
@@ -41,7 +43,8 @@ type Backend struct {
 
 // New returns the backend with the real sysfs and clock.
 func New() *Backend {
-	return &Backend{SysBus: "/sys/bus/rbd", SysBlock: "/sys/block", Sleep: wait.Sleep, Now: time.Now, Backoff: DefaultBackoff}
+	return &Backend{SysBus: "/sys/bus/rbd", SysBlock: "/sys/block", DevNumber: blockDevNumber,
+		Sleep: wait.Sleep, Now: time.Now, Backoff: DefaultBackoff}
 }
 
 // DefaultBackoff is 1 s growing by 1.4 each time (as Kubernetes' in-tree
@@ -68,13 +71,15 @@ func (b *Backend) Parse(c *options.Common, cfg *config.Config) (volume.Spec, err
 }
 
 // mapping is what Release needs, saved in the state record: no
-// credentials, `rbd unmap` needs none.
+// credentials, `rbd unmap` needs none. ImageID (empty in records of older
+// versions) is the image's cluster-unique id, compared with the kernel's.
 type mapping struct {
 	Pool      string `json:"pool"`
 	Namespace string `json:"namespace,omitempty"`
 	Image     string `json:"image"`
 	Snapshot  string `json:"snapshot,omitempty"`
 	Device    string `json:"device"`
+	ImageID   string `json:"imageId,omitempty"`
 }
 
 func (m mapping) spec() string { return spec(m.Pool, m.Namespace, m.Image, m.Snapshot) }
@@ -83,20 +88,22 @@ var deviceRE = lazyre.New(`^/dev/rbd[0-9]+$`)
 
 // Acquire maps the image (creating it first when asked), after checking
 // the kernel supports its features and, for read-write, that no other
-// client watches it. An existing mapping of the same image is reused. If
-// the map itself fails, a mapping it may have left is removed.
+// client watches it. An existing mapping of the same image (same image id,
+// so of this cluster) is reused: the credentials are proven by the rbd
+// info that comes first. If the map itself fails, a mapping it may have
+// left is removed.
 func (v *Volume) Acquire(ctx context.Context, env *volume.Env, nodeLocal bool) (string, json.RawMessage, error) {
-	if dev, err := v.mapped(ctx, env); err != nil || dev != "" {
-		return dev, v.data(dev), err
-	}
 	auth, done, err := v.auth(env, nodeLocal)
 	if err != nil {
-		return "", nil, err
+		return "", nil, errkind.Mark(errkind.Denied, err)
 	}
 	defer done()
 	info, err := v.ensureImage(ctx, env, auth)
 	if err != nil {
 		return "", nil, err
+	}
+	if dev, err := v.mapped(env, info.ID); err != nil || dev != "" {
+		return dev, v.data(dev, info.ID), err
 	}
 	if err := v.checkFeatures(v.imageOnly(), info.Features); err != nil {
 		return "", nil, err
@@ -106,75 +113,53 @@ func (v *Volume) Acquire(ctx context.Context, env *volume.Env, nodeLocal bool) (
 			return "", nil, err
 		}
 	}
-	dev, err := v.mapImage(ctx, env, auth)
+	dev, err := v.mapImage(ctx, env, auth, info.ID)
 	if err != nil {
 		return "", nil, errors.Join(err, v.undoMap(ctx, env))
 	}
-	env.Log.Info("mapped", "image", v.Spec(), "device", dev, "readOnly", v.ReadOnly)
-	return dev, v.data(dev), nil
+	env.Log.Info("mapped", "image", v.ImageSpec(), "device", dev, "readOnly", v.ReadOnly)
+	return dev, v.data(dev, info.ID), nil
 }
 
-func (v *Volume) data(dev string) json.RawMessage {
+func (v *Volume) data(dev, imageID string) json.RawMessage {
 	if dev == "" {
 		return nil
 	}
-	b, _ := json.Marshal(mapping{Pool: v.Pool, Namespace: v.Namespace, Image: v.Image, Snapshot: v.Snapshot, Device: dev})
+	m := v.key()
+	m.Device, m.ImageID = dev, imageID
+	b, _ := json.Marshal(m)
 	return b
-}
-
-// deviceEntry is one element of `rbd device list --format json`.
-type deviceEntry struct {
-	Pool      string `json:"pool"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Snap      string `json:"snap"`
-	Device    string `json:"device"`
-}
-
-func listMapped(ctx context.Context, env *volume.Env) ([]deviceEntry, error) {
-	res, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: []string{"device", "list", "--format", "json"}})
-	if err != nil {
-		return nil, fmt.Errorf("list rbd mappings: %w", err)
-	}
-	var list []deviceEntry
-	if err := json.Unmarshal(res.Stdout, &list); err != nil {
-		return nil, fmt.Errorf("rbd device list: unexpected output: %v", err)
-	}
-	return list, nil
-}
-
-// is matches pool, namespace, image and snapshot exactly ("-" is rbd's
-// word for "no snapshot").
-func (e deviceEntry) is(m mapping) bool {
-	s := e.Snap
-	if s == "-" {
-		s = ""
-	}
-	return e.Pool == m.Pool && e.Namespace == m.Namespace && e.Name == m.Image && s == m.Snapshot &&
-		deviceRE.MatchString(e.Device)
 }
 
 func (v *Volume) key() mapping {
 	return mapping{Pool: v.Pool, Namespace: v.Namespace, Image: v.Image, Snapshot: v.Snapshot}
 }
 
-// mapped finds an existing mapping of exactly this pool/namespace/image/
-// snapshot (a retry, or a call that died after mapping). A read-only
-// mapping is not reused for a read-write volume.
-func (v *Volume) mapped(ctx context.Context, env *volume.Env) (string, error) {
-	list, err := listMapped(ctx, env)
+// mapped finds, in sysfs, an existing mapping of exactly this pool/
+// namespace/image/snapshot and image id (a retry, or a call that died
+// after mapping). A read-only mapping is not reused for a read-write
+// volume.
+func (v *Volume) mapped(env *volume.Env, imageID string) (string, error) {
+	list, err := v.b.kernelMappings()
 	if err != nil {
 		return "", err
 	}
-	for _, e := range list {
-		if !e.is(v.key()) {
+	for _, k := range list {
+		if !k.is(v.key()) {
 			continue
 		}
-		if !v.ReadOnly && v.b.readOnlyDevice(e.Device) {
-			return "", fmt.Errorf("image %s is already mapped read-only on this node (%s): a read-write mount has to wait until the read-only users are gone", v.Spec(), e.Device)
+		if imageID != "" && k.ImageID != "" && k.ImageID != imageID {
+			return "", errkind.Errorf(errkind.Mismatch, "%s maps an image %s of another cluster (image id %s, the monitors %s have %s): unmap it (rbd unmap %s) or use the monitors of that cluster",
+				k.device(), v.ImageSpec(), k.ImageID, v.Monitors, imageID, k.device())
 		}
-		env.Log.Info("reusing existing mapping", "image", v.Spec(), "device", e.Device)
-		return e.Device, nil
+		if err := v.b.checkNode(k); err != nil {
+			return "", err
+		}
+		if !v.ReadOnly && v.b.readOnlyDevice(k.device()) {
+			return "", errkind.Errorf(errkind.Busy, "image %s is already mapped read-only on this node (%s): a read-write mount has to wait until the read-only users are gone", v.ImageSpec(), k.device())
+		}
+		env.Log.Info("reusing existing mapping", "image", v.ImageSpec(), "device", k.device())
+		return k.device(), nil
 	}
 	return "", nil
 }
@@ -185,6 +170,7 @@ func (b *Backend) readOnlyDevice(dev string) bool {
 }
 
 type imageInfo struct {
+	ID       string   `json:"id"`
 	Size     int64    `json:"size"`
 	Features []string `json:"features"`
 }
@@ -198,9 +184,9 @@ func (v *Volume) ensureImage(ctx context.Context, env *volume.Env, auth []string
 	}
 	if v.Size == 0 {
 		if v.Snapshot != "" {
-			return info, fmt.Errorf("image or snapshot %s does not exist: create the snapshot (rbd snap create %s) or fix the options image and snapshot: %w", v.Spec(), v.Spec(), err)
+			return info, fmt.Errorf("image or snapshot %s does not exist: create the snapshot (rbd snap create %s) or fix the options image and snapshot: %w", v.ImageSpec(), v.ImageSpec(), err)
 		}
-		return info, fmt.Errorf("image %s does not exist: create it (rbd create --size 10G %s) or set the option size to have flexblock create it on first use", v.Spec(), v.Spec())
+		return info, errkind.Errorf(errkind.NotFound, "image %s does not exist: create it (rbd create --size 10G %s) or set the option size to have flexblock create it on first use", v.ImageSpec(), v.ImageSpec())
 	}
 	// Refuse before creating an image this kernel could not map.
 	if err := v.checkFeatures(v.imageOnly(), v.Features); err != nil {
@@ -211,42 +197,67 @@ func (v *Volume) ensureImage(ctx context.Context, env *volume.Env, auth []string
 	if v.DataPool != "" {
 		args = append(args, "--data-pool", v.DataPool)
 	}
-	if _, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append(args, auth...)}); err != nil {
+	if _, err := v.rbd(ctx, env, auth, false, args...); err != nil {
 		if !isExists(err) { // "exists": another node created it meanwhile, use that
-			return info, fmt.Errorf("create image %s: %w", v.Spec(), err)
+			return info, fmt.Errorf("create image %s: %w", v.ImageSpec(), v.cephError(err, auth))
 		}
 	} else {
-		env.Log.Info("created image", "image", v.Spec(), "bytes", v.Size, "features", v.Features)
+		env.Log.Info("created image", "image", v.ImageSpec(), "bytes", v.Size, "features", v.Features)
 	}
 	return v.info(ctx, env, auth)
 }
 
+// rbd runs one rbd command that talks to the cluster: args, then Ceph's
+// client timeouts (so an unreachable monitor fails in seconds, not at the
+// tool's bound), then the credentials (the key file last).
+func (v *Volume) rbd(ctx context.Context, env *volume.Env, auth []string, quiet bool, args ...string) (runner.Result, error) {
+	n := strconv.Itoa(int(v.connectTimeout().Seconds()))
+	args = append(args, "--client_mount_timeout="+n, "--rados_mon_op_timeout="+n)
+	return env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append(args, auth...), Quiet: quiet})
+}
+
+// connectTimeout bounds the wait for the monitors (config timeout
+// "rbdConnect"), at least a second and never past the rbd tool's own bound.
+func (v *Volume) connectTimeout() time.Duration {
+	return max(time.Second, min(v.cfg.Timeout("rbdConnect"), v.cfg.Timeout("rbd")))
+}
+
 func (v *Volume) info(ctx context.Context, env *volume.Env, auth []string) (imageInfo, error) {
 	var info imageInfo
-	res, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append([]string{"info", v.Spec(), "--format", "json"}, auth...), Quiet: true})
-	switch {
-	case errors.Is(err, runner.ErrTimeout):
-		return info, fmt.Errorf("image %s: no answer from the monitors %s: check that they are reachable from this node: %w", v.Spec(), v.Monitors, err)
-	case err != nil && strings.Contains(err.Error(), "couldn't connect to the cluster"):
-		return info, fmt.Errorf("image %s: %s: %w%s", v.Spec(), v.connectHint(err, authUser(auth, v.User)), err, errnoText(err))
-	case err != nil:
-		return info, fmt.Errorf("image %s: %w", v.Spec(), err)
+	res, err := v.rbd(ctx, env, auth, true, "info", v.ImageSpec(), "--format", "json")
+	if err != nil {
+		return info, fmt.Errorf("image %s: %w", v.ImageSpec(), v.cephError(err, auth))
 	}
 	if err := json.Unmarshal(res.Stdout, &info); err != nil {
-		return info, fmt.Errorf("rbd info %s: unexpected output: %v", v.Spec(), err)
+		return info, fmt.Errorf("rbd info %s: unexpected output: %v", v.ImageSpec(), err)
 	}
 	return info, nil
 }
 
-// connectHint explains rbd's "couldn't connect to the cluster": rbd exits
-// with the errno, 13 (EACCES) or 1 (EPERM) when the monitors refused the
-// user or its key.
-func (v *Volume) connectHint(err error, user string) string {
-	switch runner.ExitCode(err) {
-	case int(syscall.EACCES), int(syscall.EPERM):
-		return fmt.Sprintf("the monitors %s refused user %q: its key is wrong or the user does not exist (compare with `ceph auth get client.%s`)", v.Monitors, user, user)
+// cephError explains a failed rbd call and marks its kind: no answer from
+// the monitors (the client timeouts or the tool's bound ran out) is a
+// Timeout naming them; monitors that refused the user or its key, and a
+// user without caps on the pool, are Denied.
+func (v *Volume) cephError(err error, auth []string) error {
+	user := authUser(auth, v.User)
+	code := runner.ExitCode(err)
+	switch {
+	case errors.Is(err, runner.ErrTimeout) || code == int(syscall.ETIMEDOUT):
+		return errkind.Errorf(errkind.Timeout, "no answer from the monitors %s within %s: check that they are reachable from this node (timeouts.rbdConnect in the driver config bounds the wait): %w%s",
+			v.Monitors, v.connectTimeout(), err, errnoText(err))
+	case strings.Contains(err.Error(), "couldn't connect to the cluster"):
+		hint := fmt.Sprintf("could not connect to the monitors %s as user %q: check the monitors, the user and its key", v.Monitors, user)
+		if code == int(syscall.EACCES) || code == int(syscall.EPERM) {
+			// rbd exits with the errno: the monitors refused the user or its key.
+			hint = fmt.Sprintf("the monitors %s refused user %q: its key is wrong or the user does not exist (compare with `ceph auth get client.%s`)", v.Monitors, user, user)
+			return errkind.Errorf(errkind.Denied, "%s: %w%s", hint, err, errnoText(err))
+		}
+		return fmt.Errorf("%s: %w%s", hint, err, errnoText(err))
+	case code == int(syscall.EACCES) || code == int(syscall.EPERM):
+		return errkind.Errorf(errkind.Denied, "user %q may not use pool %s: give it rbd caps on the pool (ceph auth caps client.%s mon 'profile rbd' osd 'profile rbd pool=%s'): %w%s",
+			user, v.Pool, user, v.Pool, err, errnoText(err))
 	}
-	return fmt.Sprintf("could not connect to the monitors %s as user %q: check the monitors, the user and its key", v.Monitors, user)
+	return err
 }
 
 // errnoText adds Ceph's "(N) Reason" for rbd's exit status (its errno)
@@ -324,9 +335,9 @@ func (v *Volume) fence(ctx context.Context, env *volume.Env, auth []string) erro
 		left := deadline.Sub(v.b.Now())
 		if left <= 0 {
 			return fmt.Errorf("image %s is in use by %s: another client has it open (mapped read-write on another node?); flexblock refuses a second writer after waiting %s (unmap it there, mount read-only, or set fencing: \"none\" if the filesystem is cluster-aware)",
-				v.Spec(), strings.Join(watchers, ", "), bound)
+				v.ImageSpec(), strings.Join(watchers, ", "), bound)
 		}
-		env.Log.Info("image has watchers, waiting", "image", v.Spec(), "watchers", watchers, "left", left.String())
+		env.Log.Info("image has watchers, waiting", "image", v.ImageSpec(), "watchers", watchers, "left", left.String())
 		if err := v.b.Sleep(ctx, min(v.b.Backoff(n), left)); err != nil {
 			return err
 		}
@@ -334,13 +345,13 @@ func (v *Volume) fence(ctx context.Context, env *volume.Env, auth []string) erro
 }
 
 func (v *Volume) watchers(ctx context.Context, env *volume.Env, auth []string) ([]string, error) {
-	res, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append([]string{"status", v.imageOnly(), "--format", "json"}, auth...)})
+	res, err := v.rbd(ctx, env, auth, false, "status", v.imageOnly(), "--format", "json")
 	if err != nil {
-		return nil, fmt.Errorf("image %s status: %w", v.Spec(), err)
+		return nil, fmt.Errorf("image %s status: %w", v.ImageSpec(), v.cephError(err, auth))
 	}
 	var st status
 	if err := json.Unmarshal(res.Stdout, &st); err != nil {
-		return nil, fmt.Errorf("rbd status %s: unexpected output: %v", v.Spec(), err)
+		return nil, fmt.Errorf("rbd status %s: unexpected output: %v", v.ImageSpec(), err)
 	}
 	var out []string
 	for _, w := range st.Watchers {
@@ -349,21 +360,26 @@ func (v *Volume) watchers(ctx context.Context, env *volume.Env, auth []string) (
 	return out, nil
 }
 
-func (v *Volume) mapImage(ctx context.Context, env *volume.Env, auth []string) (string, error) {
-	args := []string{"map", v.Spec()}
+// mapImage maps the image and checks, in sysfs, that the device rbd
+// printed is that image.
+func (v *Volume) mapImage(ctx context.Context, env *volume.Env, auth []string, imageID string) (string, error) {
+	args := []string{"map", v.ImageSpec()}
 	if v.ReadOnly {
 		args = append(args, "--read-only")
 	}
 	if len(v.MapOptions) > 0 {
 		args = append(args, "-o", strings.Join(v.MapOptions, ","))
 	}
-	res, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append(args, auth...)})
+	res, err := v.rbd(ctx, env, auth, false, args...)
 	if err != nil {
-		return "", fmt.Errorf("map %s: %w", v.Spec(), err)
+		return "", fmt.Errorf("map %s: %w", v.ImageSpec(), v.cephError(err, auth))
 	}
 	dev := strings.TrimSpace(string(res.Stdout))
 	if !deviceRE.MatchString(dev) {
-		return "", fmt.Errorf("map %s: rbd printed %q, not a device", v.Spec(), dev)
+		return "", fmt.Errorf("map %s: rbd printed %q, not a device", v.ImageSpec(), dev)
+	}
+	if err := v.b.identify(dev, v.key(), imageID); err != nil {
+		return "", fmt.Errorf("map %s: %w", v.ImageSpec(), err)
 	}
 	return dev, nil
 }
@@ -373,22 +389,16 @@ func (v *Volume) mapImage(ctx context.Context, env *volume.Env, auth []string) (
 // the volume lock keeps other calls of this driver away.
 func (v *Volume) undoMap(ctx context.Context, env *volume.Env) error {
 	ctx = context.WithoutCancel(ctx) // the runner still bounds each call
-	list, err := listMapped(ctx, env)
+	list, err := v.b.kernelMappings()
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, e := range list {
-		if e.is(v.key()) {
-			env.Log.Warn("removing the mapping of a failed map", "image", v.Spec(), "device", e.Device)
-			errs = append(errs, unmap(ctx, env, e.Device))
+	for _, k := range list {
+		if k.is(v.key()) {
+			env.Log.Warn("removing the mapping of a failed map", "image", v.ImageSpec(), "device", k.device())
+			errs = append(errs, v.b.unmap(ctx, env, k.device()))
 		}
 	}
 	return errors.Join(errs...)
 }
-
-// Authorize implements volume.Spec. TODO(hardening): prove the caller's key.
-func (v *Volume) Authorize(context.Context, *volume.Env, *state.Record, bool) error { return nil }
-
-// Identify implements volume.Spec. TODO(hardening): check sysfs.
-func (v *Volume) Identify(context.Context, *volume.Env, *state.Record) error { return nil }

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/runner"
@@ -34,6 +36,7 @@ type fixture struct {
 	cfg    *config.Config
 	sys    string // fake /sys/bus/rbd
 	block  string // fake /sys/block
+	nodes  map[string][2]uint32
 	log    *bytes.Buffer
 	now    time.Time
 	slept  []time.Duration
@@ -46,13 +49,20 @@ func newFixture(t *testing.T, supported string) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{cfg: cfg, script: &runner.Script{Strict: true}, sys: t.TempDir(), block: t.TempDir(),
-		log: &bytes.Buffer{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		nodes: map[string][2]uint32{}, log: &bytes.Buffer{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if supported != "" {
 		if err := os.WriteFile(filepath.Join(f.sys, "supported_features"), []byte(supported+"\n"), 0o444); err != nil {
 			t.Fatal(err)
 		}
 	}
 	f.b = &Backend{SysBus: f.sys, SysBlock: f.block, Backoff: DefaultBackoff,
+		DevNumber: func(p string) (uint32, uint32, error) {
+			n, ok := f.nodes[p]
+			if !ok {
+				return 0, 0, os.ErrNotExist
+			}
+			return n[0], n[1], nil
+		},
 		Now: func() time.Time { return f.now },
 		Sleep: func(_ context.Context, d time.Duration) error {
 			f.slept = append(f.slept, d)
@@ -60,8 +70,14 @@ func newFixture(t *testing.T, supported string) *fixture {
 			return nil
 		}}
 	f.env = &volume.Env{Config: cfg, Run: f.script, Mask: &logging.Masker{}, Log: logging.New(f.log), Layout: state.Layout{Dir: t.TempDir()}}
-	f.script.On("rbd device list", "[]", 0)
-	t.Cleanup(func() { f.noKeyLeak(t) })
+	t.Cleanup(func() {
+		f.noKeyLeak(t)
+		for _, c := range f.script.Calls {
+			if !slices.Contains(f.b.Tools(), c.Name) {
+				t.Errorf("ran %s, which Tools does not list", c.Name)
+			}
+		}
+	})
 	return f
 }
 
@@ -145,13 +161,62 @@ func assertLines(t *testing.T, got, want []string) {
 	}
 }
 
+// kmap makes the fake kernel map spec (pool[/ns]/image[@snap]) as
+// /dev/rbdN, in single-major style (major 251, minor N<<4), with its node.
+func (f *fixture) kmap(t *testing.T, dev, spec, imageID string) {
+	t.Helper()
+	n := strings.TrimPrefix(dev, "/dev/rbd")
+	pool, rest, _ := strings.Cut(spec, "/")
+	ns, image, ok := strings.Cut(rest, "/")
+	if !ok {
+		ns, image = "", rest
+	}
+	image, snap, _ := strings.Cut(image, "@")
+	if snap == "" {
+		snap = "-"
+	}
+	minor := uint32(devNum(n) << 4)
+	dir := filepath.Join(f.sys, "devices", n)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, val := range map[string]string{"pool": pool, "pool_ns": ns, "name": image, "current_snap": snap,
+		"image_id": imageID, "major": "251", "minor": fmt.Sprint(minor)} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(val+"\n"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.nodes[dev] = [2]uint32{251, minor}
+}
+
+// kunmap removes /dev/rbdN from the fake kernel.
+func (f *fixture) kunmap(dev string) {
+	_ = os.RemoveAll(filepath.Join(f.sys, "devices", strings.TrimPrefix(dev, "/dev/rbd")))
+	delete(f.nodes, dev)
+}
+
+// mapsTo answers `rbd map SPEC` as the kernel would: SPEC appears as dev.
+func (f *fixture) mapsTo(t *testing.T, dev string) func(runner.Cmd) (runner.Result, error) {
+	return func(c runner.Cmd) (runner.Result, error) {
+		f.kmap(t, dev, c.Args[1], imageID)
+		return runner.Result{Stdout: []byte(dev + "\n")}, nil
+	}
+}
+
 func secret(v string) string { return base64.StdEncoding.EncodeToString([]byte(v)) }
 
 func base(extra ...string) []string {
 	return append([]string{"monitors", "10.0.0.1,10.0.0.2:3300", "pool", "kube", "image", "img", "user", "kube", "kubernetes.io/secret/key", secret(key)}, extra...)
 }
 
-const infoLayering = `{"name":"img","size":1073741824,"features":["layering"]}`
+// timeouts: the Ceph client timeouts every rbd call that talks to the
+// cluster carries (config timeouts.rbdConnect, 10 s by default).
+const timeouts = " --client_mount_timeout=10 --rados_mon_op_timeout=10"
+
+const (
+	imageID      = "10226b8b4567"
+	infoLayering = `{"name":"img","id":"10226b8b4567","size":1073741824,"features":["layering"]}`
+)
 
 func TestParseErrors(t *testing.T) {
 	cases := []struct {
@@ -171,7 +236,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"monitors", "m1", "image", "a/b"}, `"image"`},
 		{[]string{"monitors", "m1", "image", "a@b"}, `"image"`},
 		{[]string{"monitors", "m1", "image", strings.Repeat("x", 129)}, "at most 128"},
-		{[]string{"monitors", "m1", "image", strings.Repeat("x", 128), "pool", strings.Repeat("p", 70)}, "volume ID of 201 characters"},
+		{[]string{"monitors", "m1", "image", strings.Repeat("x", 128), "pool", strings.Repeat("p", 70)}, "volume ID of 219 characters"},
 		{[]string{"monitors", "m1", "image", "i", "pool", "-rf"}, `"pool"`},
 		{[]string{"monitors", "m1", "image", "i", "radosNamespace", "a/b"}, `"radosNamespace"`},
 		{[]string{"monitors", "m1", "image", "i", "snapshot", "s"}, "set readOnly"},
@@ -235,7 +300,7 @@ func TestParseValues(t *testing.T) {
 	f := newFixture(t, "")
 	v := f.mustParse(t, base("radosNamespace", "ns", "size", "1Gi", "mapOptions", "queue_depth=128, lock_on_read,ms_mode=prefer-crc",
 		"imageFeatures", "layering, exclusive-lock,layering", "dataPool", "ec")...)
-	if v.Monitors != "10.0.0.1:6789,10.0.0.2:3300" || v.Spec() != "kube/ns/img" || v.Size != 1<<30 || v.ID() != "kube~ns~img~" ||
+	if v.Monitors != "10.0.0.1:6789,10.0.0.2:3300" || v.ImageSpec() != "kube/ns/img" || v.Size != 1<<30 || v.ID() != clusterID("10.0.0.2:3300,10.0.0.1:6789")+"~kube~ns~img~" ||
 		!v.Fencing || v.Key != key || v.User != "kube" || v.DataPool != "ec" ||
 		strings.Join(v.Features, ",") != "layering,exclusive-lock" ||
 		strings.Join(v.MapOptions, ",") != "queue_depth=128,lock_on_read,ms_mode=prefer-crc" {
@@ -244,8 +309,8 @@ func TestParseValues(t *testing.T) {
 
 	// Defaults: pool rbd, user admin, features layering, fencing off for ro.
 	ro := f.mustParse(t, "monitors", "[fd00::1]", "image", "i", "snapshot", "s1", "kubernetes.io/readwrite", "ro")
-	if ro.Fencing || ro.Spec() != "rbd/i@s1" || ro.User != "admin" || ro.Monitors != "[fd00::1]:6789" ||
-		strings.Join(ro.Features, ",") != "layering" || ro.ID() != "rbd~~i~s1" {
+	if ro.Fencing || ro.ImageSpec() != "rbd/i@s1" || ro.User != "admin" || ro.Monitors != "[fd00::1]:6789" ||
+		strings.Join(ro.Features, ",") != "layering" || ro.ID() != clusterID("[fd00::1]:6789")+"~rbd~~i~s1" {
 		t.Fatalf("%+v", ro)
 	}
 
@@ -278,11 +343,11 @@ func TestIDUnambiguous(t *testing.T) {
 		v := f.mustParse(t, append([]string{"monitors", "m"}, kv...)...)
 		id := v.ID()
 		if other, ok := seen[id]; ok {
-			t.Fatalf("%s and %s share ID %s", other, v.Spec(), id)
+			t.Fatalf("%s and %s share ID %s", other, v.ImageSpec(), id)
 		}
-		seen[id] = v.Spec()
+		seen[id] = v.ImageSpec()
 		m, ok := parseID(id)
-		if !ok || m.spec() != v.Spec() {
+		if !ok || m.spec() != v.ImageSpec() {
 			t.Fatalf("parseID(%s) = %+v %v", id, m, ok)
 		}
 		if strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
@@ -296,7 +361,7 @@ func TestIDUnambiguous(t *testing.T) {
 	}
 }
 
-// A fresh map: device list, info, status, map; the key goes in a 0600 file
+// A fresh map: info, status, map; the key goes in a 0600 file
 // passed with --keyfile, never on argv, and the file is gone afterwards.
 func TestAcquireArgvAndKeyfile(t *testing.T) {
 	f := newFixture(t, kernelFeatures)
@@ -316,6 +381,7 @@ func TestAcquireArgvAndKeyfile(t *testing.T) {
 		if st, err := os.Stat(filepath.Dir(keyfile)); err != nil || st.Mode().Perm() != 0o700 {
 			t.Errorf("keys dir: %v %v", err, st)
 		}
+		f.kmap(t, "/dev/rbd3", "kube/img", imageID)
 		return runner.Result{Stdout: []byte("/dev/rbd3\n")}, nil
 	})
 	v := f.mustParse(t, base()...)
@@ -323,9 +389,8 @@ func TestAcquireArgvAndKeyfile(t *testing.T) {
 	if err != nil || dev != "/dev/rbd3" {
 		t.Fatalf("%q %v", dev, err)
 	}
-	auth := " --id kube -m 10.0.0.1:6789,10.0.0.2:3300 --conf=/dev/null --keyfile=" + keyfile
+	auth := timeouts + " --id kube -m 10.0.0.1:6789,10.0.0.2:3300 --conf=/dev/null --keyfile=" + keyfile
 	assertLines(t, f.script.Lines(), []string{
-		"rbd device list --format json",
 		"rbd info kube/img --format json" + auth,
 		"rbd status kube/img --format json" + auth,
 		"rbd map kube/img" + auth,
@@ -334,46 +399,51 @@ func TestAcquireArgvAndKeyfile(t *testing.T) {
 		t.Fatalf("keyfile left behind: %v", err)
 	}
 	var m mapping
-	if json.Unmarshal(data, &m) != nil || m != (mapping{Pool: "kube", Image: "img", Device: "/dev/rbd3"}) {
+	if json.Unmarshal(data, &m) != nil || m != (mapping{Pool: "kube", Image: "img", Device: "/dev/rbd3", ImageID: imageID}) {
 		t.Fatalf("data %s", data)
 	}
 }
 
 func TestAcquireNamespaceSnapshotAndMapOptions(t *testing.T) {
 	f := newFixture(t, kernelFeatures)
-	f.script.On("rbd info", infoLayering, 0).On("rbd map", "/dev/rbd1\n", 0)
+	f.script.On("rbd info", infoLayering, 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd1"))
 	v := f.mustParse(t, base("radosNamespace", "team", "snapshot", "monday", "kubernetes.io/readwrite", "ro", "mapOptions", "queue_depth=64,notrim")...)
 	dev, data, err := v.Acquire(context.Background(), f.env, false)
 	if err != nil || dev != "/dev/rbd1" {
 		t.Fatal(dev, err)
 	}
-	auth := " --id kube -m 10.0.0.1:6789,10.0.0.2:3300 --conf=/dev/null --keyfile=" + f.keyfileArg(t)
+	auth := timeouts + " --id kube -m 10.0.0.1:6789,10.0.0.2:3300 --conf=/dev/null --keyfile=" + f.keyfileArg(t)
 	assertLines(t, f.script.Lines(), []string{
-		"rbd device list --format json",
 		"rbd info kube/team/img@monday --format json" + auth,
 		"rbd map kube/team/img@monday --read-only -o queue_depth=64,notrim" + auth,
 	})
 	var m mapping
-	if json.Unmarshal(data, &m) != nil || m != (mapping{Pool: "kube", Namespace: "team", Image: "img", Snapshot: "monday", Device: "/dev/rbd1"}) {
+	if json.Unmarshal(data, &m) != nil || m != (mapping{Pool: "kube", Namespace: "team", Image: "img", Snapshot: "monday", Device: "/dev/rbd1", ImageID: imageID}) {
 		t.Fatalf("data %s", data)
 	}
 }
 
-const twoMappings = `[{"id":"0","pool":"kube","namespace":"","name":"img","snap":"-","device":"/dev/rbd0"},
- {"id":"1","pool":"kube","namespace":"","name":"img","snap":"s1","device":"/dev/rbd1"},
- {"id":"2","pool":"kube","namespace":"ns","name":"img","snap":"-","device":"/dev/rbd2"}]`
+// threeMappings: kube/img, its snapshot s1 and kube/ns/img, as the kernel
+// shows them.
+func (f *fixture) threeMappings(t *testing.T) {
+	f.kmap(t, "/dev/rbd0", "kube/img", imageID)
+	f.kmap(t, "/dev/rbd1", "kube/img@s1", imageID)
+	f.kmap(t, "/dev/rbd2", "kube/ns/img", "ns0000000001")
+}
 
 func TestAcquireReusesExistingMapping(t *testing.T) {
 	for _, tc := range []struct {
-		kv  []string
-		dev string
+		kv   []string
+		dev  string
+		info string
 	}{
-		{base(), "/dev/rbd0"},
-		{base("snapshot", "s1", "readOnly", "true"), "/dev/rbd1"},
-		{base("radosNamespace", "ns"), "/dev/rbd2"},
+		{base(), "/dev/rbd0", infoLayering},
+		{base("snapshot", "s1", "readOnly", "true"), "/dev/rbd1", infoLayering},
+		{base("radosNamespace", "ns"), "/dev/rbd2", `{"id":"ns0000000001","features":["layering"]}`},
 	} {
 		f := newFixture(t, "")
-		f.script.On("rbd device list", twoMappings, 0)
+		f.threeMappings(t)
+		f.script.On("rbd info", tc.info, 0)
 		v := f.mustParse(t, tc.kv...)
 		dev, data, err := v.Acquire(context.Background(), f.env, false)
 		if err != nil || dev != tc.dev || len(f.script.Calls) != 1 || !strings.Contains(string(data), tc.dev) {
@@ -382,7 +452,8 @@ func TestAcquireReusesExistingMapping(t *testing.T) {
 	}
 	// Another image of the same name in another pool is not a match.
 	f := newFixture(t, "")
-	f.script.On("rbd device list", twoMappings, 0).On("rbd info", infoLayering, 0).On("rbd status", "{}", 0).On("rbd map", "/dev/rbd3", 0)
+	f.threeMappings(t)
+	f.script.On("rbd info", infoLayering, 0).On("rbd status", "{}", 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd3"))
 	v := f.mustParse(t, base("pool", "other")...)
 	if dev, _, err := v.Acquire(context.Background(), f.env, false); err != nil || dev != "/dev/rbd3" {
 		t.Fatal(dev, err)
@@ -399,7 +470,8 @@ func TestAcquireRefusesReadOnlyMappingForWriter(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.block, "rbd0", "ro"), []byte("1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.script.On("rbd device list", twoMappings, 0)
+	f.threeMappings(t)
+	f.script.On("rbd info", infoLayering, 0)
 	_, _, err := f.mustParse(t, base()...).Acquire(context.Background(), f.env, false)
 	if err == nil || !strings.Contains(err.Error(), "already mapped read-only on this node (/dev/rbd0)") {
 		t.Fatalf("err = %v", err)
@@ -423,14 +495,13 @@ func TestCreateOnFirstUse(t *testing.T) {
 		}
 		return runner.Result{Stdout: []byte(`{"size":2147483648,"features":["layering","exclusive-lock"]}`)}, nil
 	})
-	f.script.On("rbd create", "", 0).On("rbd status", `{"watchers":[]}`, 0).On("rbd map", "/dev/rbd0\n", 0)
+	f.script.On("rbd create", "", 0).On("rbd status", `{"watchers":[]}`, 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd0"))
 	v := f.mustParse(t, base("size", "2Gi", "dataPool", "ec", "imageFeatures", "layering,exclusive-lock")...)
 	if _, _, err := v.Acquire(context.Background(), f.env, false); err != nil {
 		t.Fatal(err)
 	}
-	auth := " --id kube -m 10.0.0.1:6789,10.0.0.2:3300 --conf=/dev/null --keyfile=" + f.keyfileArg(t)
+	auth := timeouts + " --id kube -m 10.0.0.1:6789,10.0.0.2:3300 --conf=/dev/null --keyfile=" + f.keyfileArg(t)
 	assertLines(t, f.script.Lines(), []string{
-		"rbd device list --format json",
 		"rbd info kube/img --format json" + auth,
 		"rbd create kube/img --size 2048M --image-format 2 --image-feature layering,exclusive-lock --data-pool ec" + auth,
 		"rbd info kube/img --format json" + auth,
@@ -450,7 +521,7 @@ func TestCreateRaceUsesTheOtherImage(t *testing.T) {
 		return runner.Result{Stdout: []byte(infoLayering)}, nil
 	})
 	f.script.OnFunc("rbd create", exitErr(17, "rbd: create error: (17) File exists"))
-	f.script.On("rbd status", `{}`, 0).On("rbd map", "/dev/rbd0\n", 0)
+	f.script.On("rbd status", `{}`, 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd0"))
 	if _, _, err := f.mustParse(t, base("size", "1Mi")...).Acquire(context.Background(), f.env, false); err != nil {
 		t.Fatal(err)
 	}
@@ -558,7 +629,7 @@ func TestFencingRetriesThenRefuses(t *testing.T) {
 func TestFencingWaitsForDeadWatch(t *testing.T) {
 	f := newFixture(t, "")
 	n := 0
-	f.script.On("rbd info", infoLayering, 0).On("rbd map", "/dev/rbd0", 0)
+	f.script.On("rbd info", infoLayering, 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd0"))
 	f.script.OnFunc("rbd status", func(runner.Cmd) (runner.Result, error) {
 		if n++; n < 3 {
 			return runner.Result{Stdout: []byte(`{"watchers":[{"address":"a"}]}`)}, nil
@@ -586,7 +657,7 @@ func TestFencingStatusErrorStops(t *testing.T) {
 func TestReadOnlyAndFencingNoneSkipStatus(t *testing.T) {
 	for _, extra := range [][]string{{"kubernetes.io/readwrite", "ro"}, {"readOnly", "true"}, {"fencing", "none"}} {
 		f := newFixture(t, "")
-		f.script.On("rbd info", infoLayering, 0).On("rbd map", "/dev/rbd1\n", 0)
+		f.script.On("rbd info", infoLayering, 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd1"))
 		v := f.mustParse(t, base(extra...)...)
 		if _, _, err := v.Acquire(context.Background(), f.env, false); err != nil {
 			t.Fatal(err)
@@ -594,8 +665,8 @@ func TestReadOnlyAndFencingNoneSkipStatus(t *testing.T) {
 		if f.ran("rbd status") {
 			t.Fatalf("%q ran fencing", extra)
 		}
-		m := f.script.Lines()[2]
-		if ro := strings.HasPrefix(m, "rbd map kube/img --read-only --id"); ro != (extra[0] != "fencing") {
+		m := f.script.Lines()[1]
+		if ro := strings.HasPrefix(m, "rbd map kube/img --read-only"+timeouts+" --id"); ro != (extra[0] != "fencing") {
 			t.Fatalf("%q: %s", extra, m)
 		}
 	}
@@ -603,7 +674,7 @@ func TestReadOnlyAndFencingNoneSkipStatus(t *testing.T) {
 
 func TestKeyringModes(t *testing.T) {
 	ok := func(f *fixture) {
-		f.script.On("rbd info", infoLayering, 0).On("rbd status", `{}`, 0).On("rbd map", "/dev/rbd0", 0)
+		f.script.On("rbd info", infoLayering, 0).On("rbd status", `{}`, 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd0"))
 	}
 	// Node keyring from config, with the config's user (attach mode).
 	f := newFixture(t, "")
@@ -613,28 +684,34 @@ func TestKeyringModes(t *testing.T) {
 	if _, _, err := v.Acquire(context.Background(), f.env, true); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.script.Lines()[1]; got != "rbd info rbd/i --format json --id node -m m1:6789 --conf=/dev/null --keyring=/etc/ceph/node.keyring" {
+	if got := f.script.Lines()[0]; got != "rbd info rbd/i --format json"+timeouts+" --id node -m m1:6789 --conf=/dev/null --keyring=/etc/ceph/node.keyring" {
 		t.Fatal(got)
 	}
-	// The volume's own keyring option, with its user.
+	// The volume's own keyring option (in an allowed dir), with its user.
 	f = newFixture(t, "")
 	f.cfg.RBD.Keyring = "/etc/ceph/node.keyring"
+	dir := t.TempDir()
+	f.cfg.RBD.KeyringDirs = []string{dir}
+	if err := os.WriteFile(filepath.Join(dir, "kube.keyring"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ok(f)
-	v = f.mustParse(t, "monitors", "m1", "image", "i", "user", "kube", "keyring", "/etc/ceph/kube.keyring")
+	v = f.mustParse(t, "monitors", "m1", "image", "i", "user", "kube", "keyring", filepath.Join(dir, "kube.keyring"))
 	if _, _, err := v.Acquire(context.Background(), f.env, true); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.script.Lines()[3]; got != "rbd map rbd/i --id kube -m m1:6789 --conf=/dev/null --keyring=/etc/ceph/kube.keyring" {
+	if got := f.script.Lines()[2]; got != "rbd map rbd/i"+timeouts+" --id kube -m m1:6789 --conf=/dev/null --keyring="+filepath.Join(dir, "kube.keyring") {
 		t.Fatal(got)
 	}
-	// Nothing at all: a Failure that says what to configure, nothing run
-	// but the mapping lookup.
+	// Nothing at all: a Failure that says what to configure, nothing run,
+	// even when the image is mapped already (no credentials, no reuse).
 	f = newFixture(t, "")
+	f.kmap(t, "/dev/rbd0", "rbd/i", imageID)
 	_, _, err := f.mustParse(t, "monitors", "m1", "image", "i").Acquire(context.Background(), f.env, true)
-	if err == nil || !strings.Contains(err.Error(), "no Ceph credentials for rbd/i") || !strings.Contains(err.Error(), "rbd.keyring") {
+	if err == nil || !strings.Contains(err.Error(), "no Ceph credentials for rbd/i") || !strings.Contains(err.Error(), "rbd.keyring") || !errors.Is(err, errkind.Denied) {
 		t.Fatalf("err = %v", err)
 	}
-	assertLines(t, f.script.Lines(), []string{"rbd device list --format json"})
+	assertLines(t, f.script.Lines(), nil)
 }
 
 // A wrong key: Ceph's reason stays in the message, nothing is mapped, and
@@ -658,11 +735,14 @@ func TestWrongKey(t *testing.T) {
 	if err == nil || strings.Count(err.Error(), "(1) Operation not permitted") != 1 || !strings.Contains(err.Error(), "refused user") {
 		t.Fatalf("err = %v", err)
 	}
+	if !errors.Is(err, errkind.Denied) {
+		t.Fatalf("not Denied: %v", err)
+	}
 	// Another errno: not called a refusal.
 	f = newFixture(t, "")
-	f.script.OnFunc("rbd info", exitErr(110, "rbd: couldn't connect to the cluster!"))
+	f.script.OnFunc("rbd info", exitErr(5, "rbd: couldn't connect to the cluster!"))
 	_, _, err = f.mustParse(t, base()...).Acquire(context.Background(), f.env, false)
-	if err == nil || !strings.Contains(err.Error(), "could not connect to the monitors") || !strings.HasSuffix(err.Error(), "(110) Connection timed out") {
+	if err == nil || !strings.Contains(err.Error(), "could not connect to the monitors") || !strings.HasSuffix(err.Error(), "(5) Input/output error") || errors.Is(err, errkind.Denied) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -682,15 +762,10 @@ func TestUnreachableMonitor(t *testing.T) {
 // the image) is undone: the mapping it left is unmapped.
 func TestMapFailureUndoesItsMapping(t *testing.T) {
 	f := newFixture(t, "")
-	lists := 0
-	f.script.OnFunc("rbd device list", func(runner.Cmd) (runner.Result, error) {
-		if lists++; lists == 1 {
-			return runner.Result{Stdout: []byte("[]")}, nil
-		}
-		return runner.Result{Stdout: []byte(`[{"pool":"kube","namespace":"","name":"img","snap":"-","device":"/dev/rbd4"},{"pool":"kube","namespace":"","name":"other","snap":"-","device":"/dev/rbd5"}]`)}, nil
-	})
+	f.kmap(t, "/dev/rbd5", "kube/other", "0ther")
 	f.script.On("rbd info", infoLayering, 0).On("rbd status", `{}`, 0).On("rbd unmap", "", 0)
 	f.script.OnFunc("rbd map", func(c runner.Cmd) (runner.Result, error) {
+		f.kmap(t, "/dev/rbd4", "kube/img", imageID)
 		return runner.Result{ExitCode: -1}, fmt.Errorf("rbd map: %w after 90s (process group killed)", runner.ErrTimeout)
 	})
 	_, data, err := f.mustParse(t, base()...).Acquire(context.Background(), f.env, false)
@@ -698,7 +773,7 @@ func TestMapFailureUndoesItsMapping(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	lines := f.script.Lines()
-	assertLines(t, lines[len(lines)-2:], []string{"rbd device list --format json", "rbd unmap /dev/rbd4"})
+	assertLines(t, lines[len(lines)-1:], []string{"rbd unmap /dev/rbd4"})
 
 	// A map refused outright leaves nothing: no unmap.
 	f2 := newFixture(t, "")
@@ -734,7 +809,7 @@ func TestStaleKeyFilesRemoved(t *testing.T) {
 	if err := os.Chtimes(old, long, long); err != nil {
 		t.Fatal(err)
 	}
-	f.script.On("rbd info", infoLayering, 0).On("rbd status", `{}`, 0).On("rbd map", "/dev/rbd0", 0)
+	f.script.On("rbd info", infoLayering, 0).On("rbd status", `{}`, 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd0"))
 	if _, _, err := f.mustParse(t, base()...).Acquire(context.Background(), f.env, false); err != nil {
 		t.Fatal(err)
 	}
@@ -749,44 +824,49 @@ func TestStaleKeyFilesRemoved(t *testing.T) {
 
 func TestRelease(t *testing.T) {
 	rec := &state.Record{ID: "kube~~img~", Device: "/dev/rbd2", Data: json.RawMessage(`{"pool":"kube","image":"img","device":"/dev/rbd2"}`)}
-	mapped := `[{"pool":"kube","namespace":"","name":"img","snap":"-","device":"/dev/rbd2"}]`
 	f := newFixture(t, "")
-	f.script.On("rbd device list", mapped, 0).On("rbd unmap", "", 0)
+	f.kmap(t, "/dev/rbd2", "kube/img", imageID)
+	f.script.On("rbd unmap", "", 0)
 	if err := f.b.Release(context.Background(), f.env, rec); err != nil {
 		t.Fatal(err)
 	}
-	assertLines(t, f.script.Lines(), []string{"rbd device list --format json", "rbd unmap /dev/rbd2"})
+	assertLines(t, f.script.Lines(), []string{"rbd unmap /dev/rbd2"})
 
 	// Gone already, or the number now maps another image: nothing to do.
-	for _, list := range []string{"[]", `[{"pool":"kube","namespace":"","name":"other","snap":"-","device":"/dev/rbd2"}]`} {
+	for _, other := range []string{"", "kube/other", "kube/ns/img", "kube/img@s", "rbd/img"} {
 		f := newFixture(t, "")
-		f.script.On("rbd device list", list, 0)
-		if err := f.b.Release(context.Background(), f.env, rec); err != nil || len(f.script.Calls) != 1 {
-			t.Fatalf("%v %q", err, f.script.Lines())
+		if other != "" {
+			f.kmap(t, "/dev/rbd2", other, imageID)
+		}
+		if err := f.b.Release(context.Background(), f.env, rec); err != nil || len(f.script.Calls) != 0 {
+			t.Fatalf("%s: %v %q", other, err, f.script.Lines())
 		}
 	}
 
 	// Force only when config allows it.
 	f = newFixture(t, "")
 	f.cfg.RBD.AllowForceUnmap = true
-	f.script.On("rbd device list", mapped, 0).On("rbd unmap", "", 0)
+	f.kmap(t, "/dev/rbd2", "kube/img", imageID)
+	f.script.On("rbd unmap", "", 0)
 	if err := f.b.Release(context.Background(), f.env, rec); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.script.Lines()[1]; got != "rbd unmap /dev/rbd2 -o force" {
+	if got := f.script.Lines()[0]; got != "rbd unmap /dev/rbd2 -o force" {
 		t.Fatal(got)
 	}
 
 	// "not mapped" is success.
 	f = newFixture(t, "")
-	f.script.On("rbd device list", mapped, 0).OnFunc("rbd unmap", exitErr(22, "rbd: /dev/rbd2: not a mapped image or snapshot"))
+	f.kmap(t, "/dev/rbd2", "kube/img", imageID)
+	f.script.OnFunc("rbd unmap", exitErr(22, "rbd: /dev/rbd2: not a mapped image or snapshot"))
 	if err := f.b.Release(context.Background(), f.env, rec); err != nil {
 		t.Fatal(err)
 	}
 
 	// Busy: an error that keeps the kernel's reason and says what to do.
 	f = newFixture(t, "")
-	f.script.On("rbd device list", mapped, 0).OnFunc("rbd unmap", exitErr(16, "rbd: sysfs write failed\nrbd: unmap failed: (16) Device or resource busy"))
+	f.kmap(t, "/dev/rbd2", "kube/img", imageID)
+	f.script.OnFunc("rbd unmap", exitErr(16, "rbd: sysfs write failed\nrbd: unmap failed: (16) Device or resource busy"))
 	err := f.b.Release(context.Background(), f.env, rec)
 	if err == nil || !strings.Contains(err.Error(), "(16) Device or resource busy") || !strings.Contains(err.Error(), "allowForceUnmap") {
 		t.Fatalf("err = %v", err)
@@ -794,31 +874,31 @@ func TestRelease(t *testing.T) {
 
 	// Unmap failed, but the device is gone by the time we look: success.
 	f = newFixture(t, "")
-	lists := 0
-	f.script.OnFunc("rbd device list", func(runner.Cmd) (runner.Result, error) {
-		if lists++; lists == 1 {
-			return runner.Result{Stdout: []byte(mapped)}, nil
-		}
-		return runner.Result{Stdout: []byte("[]")}, nil
-	}).OnFunc("rbd unmap", exitErr(2, "rbd: unmap failed: (2) No such file or directory"))
+	f.kmap(t, "/dev/rbd2", "kube/img", imageID)
+	f.script.OnFunc("rbd unmap", func(c runner.Cmd) (runner.Result, error) {
+		f.kunmap("/dev/rbd2")
+		return exitErr(2, "rbd: unmap failed: (2) No such file or directory")(c)
+	})
 	if err := f.b.Release(context.Background(), f.env, rec); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // A record saved before Acquire, by a driver that died inside it, has no
-// data: the mapping is found by the image the ID names.
+// data: the mapping is found by the image its ID names.
 func TestReleaseFromIDAlone(t *testing.T) {
 	f := newFixture(t, "")
-	f.script.On("rbd device list", twoMappings, 0).On("rbd unmap", "", 0)
-	if err := f.b.Release(context.Background(), f.env, &state.Record{ID: "kube~~img~s1"}); err != nil {
+	f.threeMappings(t)
+	f.script.On("rbd unmap", "", 0)
+	v := f.mustParse(t, base("snapshot", "s1", "readOnly", "true")...)
+	if err := f.b.Release(context.Background(), f.env, &state.Record{ID: v.ID()}); err != nil {
 		t.Fatal(err)
 	}
-	assertLines(t, f.script.Lines(), []string{"rbd device list --format json", "rbd unmap /dev/rbd1"})
+	assertLines(t, f.script.Lines(), []string{"rbd unmap /dev/rbd1"})
 
 	f = newFixture(t, "")
-	f.script.On("rbd device list", twoMappings, 0)
-	if err := f.b.Release(context.Background(), f.env, &state.Record{ID: "kube~~img~", Data: json.RawMessage(`garbage`), Device: "/dev/rbd9"}); err != nil || f.ran("rbd unmap") {
+	f.threeMappings(t)
+	if err := f.b.Release(context.Background(), f.env, &state.Record{ID: f.mustParse(t, base()...).ID(), Data: json.RawMessage(`garbage`), Device: "/dev/rbd9"}); err != nil || f.ran("rbd unmap") {
 		t.Fatalf("%v %q", err, f.script.Lines())
 	}
 	f = newFixture(t, "")
@@ -853,7 +933,7 @@ func TestExpand(t *testing.T) {
 	if err := v.Expand(context.Background(), f.env, rec, 2<<30-1000); err != nil {
 		t.Fatal(err)
 	}
-	auth := " --id node -m m1:6789 --conf=/dev/null --keyring=/etc/ceph/node.keyring"
+	auth := timeouts + " --id node -m m1:6789 --conf=/dev/null --keyring=/etc/ceph/node.keyring"
 	assertLines(t, f.script.Lines(), []string{
 		"rbd info kube/img --format json" + auth,
 		"rbd resize kube/img --size 2048M" + auth,
@@ -937,6 +1017,7 @@ func TestSecretWithTrailingNewline(t *testing.T) {
 	f.script.OnFunc("rbd map", func(c runner.Cmd) (runner.Result, error) {
 		b, _ := os.ReadFile(strings.TrimPrefix(c.Args[len(c.Args)-1], "--keyfile="))
 		content = string(b)
+		f.kmap(t, "/dev/rbd0", "rbd/i", imageID)
 		return runner.Result{Stdout: []byte("/dev/rbd0\n")}, nil
 	})
 	v := f.mustParse(t, "monitors", "m", "image", "i", "kubernetes.io/secret/key", secret(key+"\n"))
@@ -956,6 +1037,6 @@ func TestKeyFileUnwritable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "key dir") {
 		t.Fatalf("err = %v", err)
 	}
-	assertLines(t, f.script.Lines(), []string{"rbd device list --format json"})
+	assertLines(t, f.script.Lines(), nil)
 	_ = os.Remove(f.env.Layout.Keys())
 }

@@ -2,7 +2,6 @@ package rbd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,44 +16,36 @@ import (
 )
 
 // Release unmaps the device from the state record alone: `rbd unmap` needs
-// no credentials. A device that is gone, or now maps another image (it was
-// unmapped and its number reused), counts as released. A record without
-// data (the driver died inside Acquire) is matched by the image its ID
-// names.
+// no credentials. The mapping is found in sysfs: a device that is gone, or
+// now maps another image (it was unmapped and its number reused), counts
+// as released. A record without data (the driver died inside Acquire) is
+// matched by the image its ID names, in this version's IDs and in the
+// previous version's.
 func (b *Backend) Release(ctx context.Context, env *volume.Env, rec *state.Record) error {
-	var m mapping
-	if len(rec.Data) > 0 {
-		if err := json.Unmarshal(rec.Data, &m); err != nil {
-			env.Log.Warn("unreadable rbd data in the state record, using its ID", "id", rec.ID, "error", err.Error())
-			m = mapping{}
+	m, ok := recorded(rec)
+	if !ok {
+		if len(rec.Data) > 0 {
+			env.Log.Warn("unreadable rbd data in the state record and an ID that names no image", "id", rec.ID)
 		}
+		return nil // not ours to interpret: nothing was mapped
 	}
-	if m.Image == "" {
-		var ok bool
-		if m, ok = parseID(rec.ID); !ok {
-			return nil // not ours to interpret: nothing was mapped
-		}
-		if deviceRE.MatchString(rec.Device) {
-			m.Device = rec.Device
-		}
-	}
-	list, err := listMapped(ctx, env)
+	list, err := b.kernelMappings()
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, e := range list {
-		if e.is(m) && (m.Device == "" || e.Device == m.Device) {
-			errs = append(errs, unmap(ctx, env, e.Device))
+	for _, k := range list {
+		if k.is(m) && (m.Device == "" || k.device() == m.Device) && (m.ImageID == "" || k.ImageID == "" || k.ImageID == m.ImageID) {
+			errs = append(errs, b.unmap(ctx, env, k.device()))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // unmap runs `rbd unmap DEV` (with -o force only when the config allows
-// it). "Not mapped", or the device gone from the list after a failure,
-// count as success.
-func unmap(ctx context.Context, env *volume.Env, dev string) error {
+// it). "Not mapped", or the device gone from sysfs after a failure, count
+// as success.
+func (b *Backend) unmap(ctx context.Context, env *volume.Env, dev string) error {
 	args := []string{"unmap", dev}
 	if env.Config.RBD.AllowForceUnmap {
 		args = append(args, "-o", "force")
@@ -68,16 +59,8 @@ func unmap(ctx context.Context, env *volume.Env, dev string) error {
 	if errors.As(err, &ee) && (strings.Contains(ee.Stderr, "not a mapped image") || strings.Contains(ee.Stderr, "not mapped")) {
 		return nil
 	}
-	if list, lerr := listMapped(ctx, env); lerr == nil {
-		gone := true
-		for _, e := range list {
-			if e.Device == dev {
-				gone = false
-			}
-		}
-		if gone {
-			return nil
-		}
+	if _, mapped := b.byDevice(dev); !mapped {
+		return nil
 	}
 	hint := ""
 	if strings.Contains(err.Error(), "(16) Device or resource busy") {
@@ -95,7 +78,7 @@ func (v *Volume) Expand(ctx context.Context, env *volume.Env, rec *state.Record,
 	}
 	auth, done, err := v.auth(env, true)
 	if err != nil {
-		return fmt.Errorf("grow %s to %d bytes: %w; or grow the image yourself (rbd resize --size %dM %s) and retry", v.Spec(), newSize, err, mib(newSize), v.imageOnly())
+		return fmt.Errorf("grow %s to %d bytes: %w; or grow the image yourself (rbd resize --size %dM %s) and retry", v.ImageSpec(), newSize, err, mib(newSize), v.imageOnly())
 	}
 	defer done()
 	info, err := v.info(ctx, env, auth)
@@ -104,10 +87,10 @@ func (v *Volume) Expand(ctx context.Context, env *volume.Env, rec *state.Record,
 	}
 	if info.Size < newSize {
 		args := []string{"resize", v.imageOnly(), "--size", strconv.FormatInt(mib(newSize), 10) + "M"}
-		if _, err := env.Run.Run(ctx, runner.Cmd{Name: "rbd", Args: append(args, auth...)}); err != nil {
-			return fmt.Errorf("grow %s: %w", v.Spec(), err)
+		if _, err := v.rbd(ctx, env, auth, false, args...); err != nil {
+			return fmt.Errorf("grow %s: %w", v.ImageSpec(), v.cephError(err, auth))
 		}
-		env.Log.Info("resized image", "image", v.Spec(), "bytes", newSize)
+		env.Log.Info("resized image", "image", v.ImageSpec(), "bytes", newSize)
 	}
 	return v.b.waitKernelSize(ctx, rec.Device, newSize)
 }
