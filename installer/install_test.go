@@ -3,9 +3,7 @@ package installer
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,26 +13,12 @@ import (
 
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/state"
-	"github.com/flexblock/flexblock/installer/internal/buildtest"
+	"github.com/flexblock/flexblock/testkit"
 )
 
 var bin string // the real flexblock binary, built once
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "flexblock-installer-test")
-	if err != nil {
-		panic(err)
-	}
-	bin, err = buildtest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m, &bin) }
 
 var backends = []string{"iscsi", "rbd"}
 
@@ -423,17 +407,11 @@ func TestUninstallRefusesUnreadableState(t *testing.T) {
 func TestCLI(t *testing.T) {
 	e := newEnv(t)
 	run := func(env []string, args ...string) (string, int) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
+		out, code, err := testkit.RunCLI(bin, env, args...)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return string(out), code
+		return out, code
 	}
 	out, code := run([]string{"FLEXBLOCK_ATTACH=true", "FLEXBLOCK_TIMEOUTS=rbd=2m,iscsiadm=30s"},
 		"install", "--once", "--plugin-dir", e.plugin, "--log-file", e.log, "--state-dir", e.state,

@@ -3,36 +3,19 @@ package doctor
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/installer"
-	"github.com/flexblock/flexblock/installer/internal/buildtest"
+	"github.com/flexblock/flexblock/testkit"
 )
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "flexblock-doctor-test")
-	if err != nil {
-		panic(err)
-	}
-	bin, err = buildtest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m, &bin) }
 
 const release = "6.1.0-99-amd64"
 
@@ -302,13 +285,9 @@ func TestDirsAndDrivers(t *testing.T) {
 // The CLI: exit codes, table and JSON.
 func TestCLI(t *testing.T) {
 	run := func(args ...string) (string, int) {
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return string(out), ee.ExitCode()
-		}
+		out, code, err := testkit.RunCLI(bin, nil, args...)
 		must(t, err)
-		return string(out), 0
+		return out, code
 	}
 	root := healthyRoot(t)
 	if out, code := run("doctor", "--root", root); code != 0 || !strings.Contains(out, "rbd: READY") {

@@ -9,24 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flexblock/flexblock/test/internal/drivertest"
+	"github.com/flexblock/flexblock/testkit"
 )
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "flexblock-contract")
-	if err != nil {
-		panic(err)
-	}
-	bin, err = drivertest.Build(dir, "flexblocktest")
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m, &bin, "flexblocktest") }
 
 func TestInitReportsAllCapabilitiesFromConfig(t *testing.T) {
 	for _, tc := range []struct {
@@ -37,7 +25,7 @@ func TestInitReportsAllCapabilitiesFromConfig(t *testing.T) {
 		{map[string]any{"attach": true, "fsGroup": false, "selinuxRelabel": false}, map[string]bool{"attach": true, "selinuxRelabel": false, "supportsMetrics": false, "fsGroup": false, "requiresFSResize": true}},
 	} {
 		for _, backend := range []string{"rbd", "iscsi"} {
-			p := drivertest.Install(t, bin, backend, tc.cfg)
+			p := testkit.Install(t, bin, backend, tc.cfg)
 			a := p.Call(t, "init")
 			if a.Status != "Success" {
 				t.Fatalf("%s init: %+v", backend, a)
@@ -61,7 +49,7 @@ func TestInitReportsAllCapabilitiesFromConfig(t *testing.T) {
 }
 
 func TestBadConfigIsAFailureNamingFileAndField(t *testing.T) {
-	p := drivertest.Install(t, bin, "rbd", map[string]any{"timeouts": map[string]any{"rbd": "forever"}})
+	p := testkit.Install(t, bin, "rbd", map[string]any{"timeouts": map[string]any{"rbd": "forever"}})
 	a := p.Call(t, "init")
 	if a.Status != "Failure" || !strings.Contains(a.Message, "flexblock.json") || !strings.Contains(a.Message, "forever") {
 		t.Fatalf("bad config: %+v", a)
@@ -69,8 +57,8 @@ func TestBadConfigIsAFailureNamingFileAndField(t *testing.T) {
 }
 
 func TestEveryCallAnswersOneObject(t *testing.T) {
-	p := drivertest.Install(t, bin, "loop", nil)
-	pod := p.PodDir("uid-1", "loop", "vol")
+	p := testkit.Install(t, bin, "loop", nil)
+	pod := p.PodDir("uid-1", "vol")
 	dmp := filepath.Join(p.Kubelet, "plugins/kubernetes.io/flexvolume/flexblock/loop/mounts/vol")
 	opts := `{"device":"/dev/loop999"}`
 	cases := []struct {
@@ -119,7 +107,7 @@ func TestEveryCallAnswersOneObject(t *testing.T) {
 
 // assertNothingRan checks the driver log has no exec line: bad input must
 // be refused before any external program runs.
-func assertNothingRan(t *testing.T, p *drivertest.Plugin) {
+func assertNothingRan(t *testing.T, p *testkit.Plugin) {
 	t.Helper()
 	b, _ := os.ReadFile(p.Log)
 	if strings.Contains(string(b), `"msg":"exec"`) {
@@ -128,7 +116,7 @@ func assertNothingRan(t *testing.T, p *drivertest.Plugin) {
 }
 
 func TestKubeletRootIsEnforced(t *testing.T) {
-	p := drivertest.Install(t, bin, "loop", nil)
+	p := testkit.Install(t, bin, "loop", nil)
 	other := filepath.Join(t.TempDir(), "pods/u/volumes/flexblock~loop/v")
 	a := p.Call(t, "mount", other, `{"device":"/dev/loop1"}`)
 	if a.Status != "Failure" || !strings.Contains(a.Message, "outside the kubelet root") {
@@ -137,10 +125,10 @@ func TestKubeletRootIsEnforced(t *testing.T) {
 }
 
 func TestSecretsNeverReachLogOrAnswer(t *testing.T) {
-	p := drivertest.Install(t, bin, "loop", nil)
+	p := testkit.Install(t, bin, "loop", nil)
 	secret := "c3VwZXItc2VjcmV0LWNlcGh4LWtleQ=="                                  // base64 as kubelet sends it
 	opts := `{"device":"bad device","kubernetes.io/secret/key":"` + secret + `"}` // fails validation
-	a := p.Call(t, "mount", p.PodDir("u", "loop", "v"), opts)
+	a := p.Call(t, "mount", p.PodDir("u", "v"), opts)
 	if a.Status != "Failure" {
 		t.Fatalf("got %+v", a)
 	}
@@ -153,11 +141,11 @@ func TestSecretsNeverReachLogOrAnswer(t *testing.T) {
 }
 
 func TestProductionBinaryHasNoTestBackend(t *testing.T) {
-	prod, err := drivertest.Build(t.TempDir())
+	prod, err := testkit.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := drivertest.Install(t, prod, "loop", nil)
+	p := testkit.Install(t, prod, "loop", nil)
 	a := p.Run("init")
 	// Not a driver personality: the CLI answers (usage on stderr or an error).
 	if a.Status == "Success" {

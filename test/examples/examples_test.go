@@ -36,6 +36,7 @@ import (
 	"github.com/flexblock/flexblock/driver/rbd"
 	"github.com/flexblock/flexblock/driver/volume"
 	"github.com/flexblock/flexblock/installer"
+	"github.com/flexblock/flexblock/testkit"
 )
 
 const examplesDir = "../../examples"
@@ -430,24 +431,7 @@ func checkWithDriver(t *testing.T, where, driver string, opts map[string]string,
 
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "flexblock-examples")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "flexblock")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m, &bin) }
 
 func help(t *testing.T, command string) string {
 	t.Helper()

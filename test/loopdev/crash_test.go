@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flexblock/flexblock/test/internal/drivertest"
+	"github.com/flexblock/flexblock/testkit"
 )
 
 // The crash matrix: the driver is killed with SIGKILL at each step of mount
@@ -57,7 +57,7 @@ func withData(t *testing.T) string {
 	return dev
 }
 
-func crash(t *testing.T, p *drivertest.Plugin, step string, args ...string) {
+func crash(t *testing.T, p *testkit.Plugin, step string, args ...string) {
 	t.Helper()
 	a := p.RunEnv([]string{"FLEXBLOCK_TEST_CRASH_AT=" + step}, args...)
 	if a.Exit != -1 || a.Stdout != "" {
@@ -68,7 +68,7 @@ func crash(t *testing.T, p *drivertest.Plugin, step string, args ...string) {
 func crashMount(t *testing.T, step string) {
 	p := newPlugin(t)
 	dev := withData(t)
-	pod := p.PodDir("pod-a", "loop", "v")
+	pod := p.PodDir("pod-a", "v")
 	crash(t, p, step, "mount", pod, opts(dev))
 	if a := p.Call(t, "mount", pod, opts(dev)); a.Status != "Success" {
 		t.Fatalf("replayed mount: %+v", a)
@@ -86,7 +86,7 @@ func crashMount(t *testing.T, step string) {
 func crashMountThenDelete(t *testing.T, step string) {
 	p := newPlugin(t)
 	dev := withData(t)
-	pod := p.PodDir("pod-a", "loop", "v")
+	pod := p.PodDir("pod-a", "v")
 	crash(t, p, step, "mount", pod, opts(dev))
 	if a := p.Call(t, "unmount", pod); a.Status != "Success" {
 		t.Fatalf("unmount after crashed mount: %+v", a)
@@ -97,14 +97,14 @@ func crashMountThenDelete(t *testing.T, step string) {
 func crashUnmount(t *testing.T, step string) {
 	p := newPlugin(t)
 	dev := withData(t)
-	pod := p.PodDir("pod-a", "loop", "v")
+	pod := p.PodDir("pod-a", "v")
 	p.Call(t, "mount", pod, opts(dev))
 	crash(t, p, step, "unmount", pod)
 	if a := p.Call(t, "unmount", pod); a.Status != "Success" {
 		t.Fatalf("replayed unmount: %+v", a)
 	}
 	assertClean(t, p, dev)
-	pod2 := p.PodDir("pod-b", "loop", "v")
+	pod2 := p.PodDir("pod-b", "v")
 	p.Call(t, "mount", pod2, opts(dev))
 	assertData(t, pod2)
 	p.Call(t, "unmount", pod2)
@@ -118,7 +118,7 @@ func assertData(t *testing.T, pod string) {
 	}
 }
 
-func assertClean(t *testing.T, p *drivertest.Plugin, dev string) {
+func assertClean(t *testing.T, p *testkit.Plugin, dev string) {
 	t.Helper()
 	if ms := mountsUnder(t, p.Kubelet); len(ms) != 0 {
 		t.Fatalf("left mounts: %v", ms)

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/flexblock/flexblock/test/internal/drivertest"
+	"github.com/flexblock/flexblock/testkit"
 )
 
 var bin string
@@ -25,17 +25,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("loopdev tests need root: skipped")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "flexblock-loopdev")
-	if err != nil {
-		panic(err)
-	}
-	bin, err = drivertest.Build(dir, "flexblocktest")
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testkit.Main(m, &bin, "flexblocktest")
 }
 
 // loopDev attaches a sparse file of size MiB and detaches it at cleanup.
@@ -107,10 +97,10 @@ func fsTypeOf(t *testing.T, dev string) string {
 }
 
 func opts(dev string, kv ...string) string {
-	return drivertest.Options(append([]string{"device", dev, "kubernetes.io/readwrite", "rw"}, kv...)...)
+	return testkit.Options(append([]string{"device", dev, "kubernetes.io/readwrite", "rw"}, kv...)...)
 }
 
-func cleanupMounts(t *testing.T, p *drivertest.Plugin) {
+func cleanupMounts(t *testing.T, p *testkit.Plugin) {
 	t.Cleanup(func() {
 		ms := mountsUnder(t, p.Kubelet)
 		for i := len(ms) - 1; i >= 0; i-- {
@@ -119,8 +109,8 @@ func cleanupMounts(t *testing.T, p *drivertest.Plugin) {
 	})
 }
 
-func newPlugin(t *testing.T) *drivertest.Plugin {
-	p := drivertest.Install(t, bin, "loop", nil)
+func newPlugin(t *testing.T) *testkit.Plugin {
+	p := testkit.Install(t, bin, "loop", nil)
 	cleanupMounts(t, p)
 	return p
 }
@@ -130,7 +120,7 @@ func TestBlankDeviceIsFormattedMountedAndReleased(t *testing.T) {
 		t.Run(fs, func(t *testing.T) {
 			p := newPlugin(t)
 			dev, _ := loopDev(t, 320)
-			pod := p.PodDir("pod-a", "loop", "data")
+			pod := p.PodDir("pod-a", "data")
 			a := p.Call(t, "mount", pod, opts(dev, "kubernetes.io/fsType", fs))
 			if a.Status != "Success" {
 				t.Fatalf("mount: %+v", a)
@@ -157,7 +147,7 @@ func TestBlankDeviceIsFormattedMountedAndReleased(t *testing.T) {
 				t.Fatalf("pod dir not empty after unmount: %v", entries)
 			}
 			// Second pod: same data, not formatted again.
-			pod2 := p.PodDir("pod-b", "loop", "data")
+			pod2 := p.PodDir("pod-b", "data")
 			if a := p.Call(t, "mount", pod2, opts(dev, "kubernetes.io/fsType", fs)); a.Status != "Success" {
 				t.Fatalf("mount again: %+v", a)
 			}
@@ -182,7 +172,7 @@ func TestExistingFilesystemIsMountedNotFormatted(t *testing.T) {
 	run(t, "umount", tmp)
 	uuid := run(t, "blkid", "-p", "-s", "UUID", "-o", "value", dev)
 
-	pod := p.PodDir("pod-a", "loop", "data")
+	pod := p.PodDir("pod-a", "data")
 	if a := p.Call(t, "mount", pod, opts(dev)); a.Status != "Success" {
 		t.Fatalf("mount: %+v", a)
 	}
@@ -225,7 +215,7 @@ func TestRefusalsLeaveDeviceUnchanged(t *testing.T) {
 			dev, file := loopDev(t, 320)
 			tc.prepare(t, dev)
 			before := digest(t, file)
-			pod := p.PodDir("pod-a", "loop", "data")
+			pod := p.PodDir("pod-a", "data")
 			a := p.Call(t, "mount", pod, opts(dev, tc.extra...))
 			if a.Status != "Failure" {
 				t.Fatalf("want Failure, got %+v", a)
@@ -249,7 +239,7 @@ func TestRefusalsLeaveDeviceUnchanged(t *testing.T) {
 func TestTwoPodsShareOneGlobalMount(t *testing.T) {
 	p := newPlugin(t)
 	dev, _ := loopDev(t, 64)
-	pod1, pod2 := p.PodDir("pod-1", "loop", "v"), p.PodDir("pod-2", "loop", "v")
+	pod1, pod2 := p.PodDir("pod-1", "v"), p.PodDir("pod-2", "v")
 	p.Call(t, "mount", pod1, opts(dev))
 	p.Call(t, "mount", pod2, opts(dev, "kubernetes.io/readwrite", "ro"))
 	if a := p.Call(t, "mount", pod1, opts(dev)); a.Status != "Success" {
@@ -286,11 +276,11 @@ func TestTwoPodsShareOneGlobalMount(t *testing.T) {
 }
 
 func TestAttachModeLifecycle(t *testing.T) {
-	p := drivertest.Install(t, bin, "loop", map[string]any{"attach": true})
+	p := testkit.Install(t, bin, "loop", map[string]any{"attach": true})
 	cleanupMounts(t, p)
 	dev, _ := loopDev(t, 64)
 	o := opts(dev)
-	if a := p.Call(t, "mount", p.PodDir("u", "loop", "v"), o); a.Status != "Not supported" {
+	if a := p.Call(t, "mount", p.PodDir("u", "v"), o); a.Status != "Not supported" {
 		t.Fatalf("mount in attach mode: %+v", a)
 	}
 	a := p.Call(t, "waitforattach", "", o)
@@ -333,10 +323,10 @@ func TestConcurrentCallsConverge(t *testing.T) {
 	var jobs []job
 	for i, d := range devs {
 		for j := 0; j < 5; j++ {
-			jobs = append(jobs, job{d, p.PodDir(fmt.Sprintf("pod-%d-%d", i, j), "loop", "v")})
+			jobs = append(jobs, job{d, p.PodDir(fmt.Sprintf("pod-%d-%d", i, j), "v")})
 		}
 	}
-	parallel := func(call func(j job) drivertest.Answer) {
+	parallel := func(call func(j job) testkit.Answer) {
 		var wg sync.WaitGroup
 		errs := make(chan string, len(jobs))
 		for _, j := range jobs {
@@ -355,11 +345,11 @@ func TestConcurrentCallsConverge(t *testing.T) {
 			t.Error(e)
 		}
 	}
-	parallel(func(j job) drivertest.Answer { return p.Run("mount", j.pod, opts(j.dev)) })
+	parallel(func(j job) testkit.Answer { return p.Run("mount", j.pod, opts(j.dev)) })
 	if ms := mountsUnder(t, p.Kubelet); len(ms) != 4+20 {
 		t.Fatalf("want 4 global mounts + 20 binds, got %d: %v", len(ms), ms)
 	}
-	parallel(func(j job) drivertest.Answer { return p.Run("unmount", j.pod) })
+	parallel(func(j job) testkit.Answer { return p.Run("unmount", j.pod) })
 	if ms := mountsUnder(t, p.Kubelet); len(ms) != 0 {
 		t.Fatalf("left mounts: %v", ms)
 	}
@@ -371,7 +361,7 @@ func TestConcurrentCallsConverge(t *testing.T) {
 	assertNoState(t, p)
 }
 
-func assertReleases(t *testing.T, p *drivertest.Plugin, what string, ids ...string) {
+func assertReleases(t *testing.T, p *testkit.Plugin, what string, ids ...string) {
 	t.Helper()
 	b, _ := os.ReadFile(filepath.Join(p.State, "loop-releases.log"))
 	got := strings.Fields(string(b))
@@ -389,7 +379,7 @@ func assertReleases(t *testing.T, p *drivertest.Plugin, what string, ids ...stri
 	}
 }
 
-func assertNoState(t *testing.T, p *drivertest.Plugin) {
+func assertNoState(t *testing.T, p *testkit.Plugin) {
 	t.Helper()
 	recs, _ := filepath.Glob(filepath.Join(p.State, "volumes", "*", "*.json"))
 	if len(recs) != 0 {

@@ -19,25 +19,14 @@ type Regexp struct {
 // New returns the lazily compiled expression.
 func New(expr string) *Regexp { return &Regexp{expr: expr} }
 
-// Get compiles (once) and returns the expression.
-func (r *Regexp) Get() *regexp.Regexp {
+// get compiles (once) and returns the expression.
+func (r *Regexp) get() *regexp.Regexp {
 	r.once.Do(func() { r.re = regexp.MustCompile(r.expr) })
 	return r.re
 }
 
 // MatchString is regexp.Regexp.MatchString.
-func (r *Regexp) MatchString(s string) bool { return r.Get().MatchString(s) }
+func (r *Regexp) MatchString(s string) bool { return r.get().MatchString(s) }
 
 // FindStringSubmatch is regexp.Regexp.FindStringSubmatch.
-func (r *Regexp) FindStringSubmatch(s string) []string { return r.Get().FindStringSubmatch(s) }
-
-// FindString is regexp.Regexp.FindString.
-func (r *Regexp) FindString(s string) string { return r.Get().FindString(s) }
-
-// ReplaceAllString is regexp.Regexp.ReplaceAllString.
-func (r *Regexp) ReplaceAllString(src, repl string) string {
-	return r.Get().ReplaceAllString(src, repl)
-}
-
-// String is the expression.
-func (r *Regexp) String() string { return r.expr }
+func (r *Regexp) FindStringSubmatch(s string) []string { return r.get().FindStringSubmatch(s) }
