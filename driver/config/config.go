@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/flexblock/flexblock/driver/filesystem"
 )
 
 // FileName is the name of the config file in the driver's directory.
@@ -198,10 +200,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("field %q: %q must be an absolute, clean path", p.field, p.val)
 		}
 	}
-	switch c.DefaultFSType {
-	case "", "ext4", "ext3", "xfs", "btrfs":
-	default:
-		return fmt.Errorf("field \"defaultFSType\": %q is not one of ext4, ext3, xfs, btrfs", c.DefaultFSType)
+	if c.DefaultFSType != "" && filesystem.Lookup(c.DefaultFSType) == nil {
+		return fmt.Errorf("field \"defaultFSType\": %q is not one of %s", c.DefaultFSType, strings.Join(filesystem.Names(), ", "))
 	}
 	if err := checkKeyringDirs(c.RBD.KeyringDirs); err != nil {
 		return err

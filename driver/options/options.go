@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/flexblock/flexblock/driver/errkind"
+	"github.com/flexblock/flexblock/driver/filesystem"
 )
 
 // Keys kubelet sets.
@@ -62,41 +63,84 @@ func Errorf(field, fix, format string, a ...any) error {
 	return &Error{Field: field, Problem: fmt.Sprintf(format, a...), Fix: fix}
 }
 
-// Decode parses kubelet's options argument strictly.
+// Decode parses kubelet's options argument strictly: one JSON object of
+// string values, each key once. It reads token by token because
+// encoding/json keeps the last of two equal keys silently, and a second
+// "fsType" must not quietly override the first.
 func Decode(text string) (Options, error) {
 	if len(text) > maxJSONBytes {
 		return nil, fmt.Errorf("options JSON is %d bytes, more than the %d allowed", len(text), maxJSONBytes)
 	}
 	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
-	var raw map[string]any
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("options are not a JSON object of strings: %v", err)
+	if err := openObject(dec); err != nil {
+		return nil, err
 	}
-	if raw == nil {
-		return nil, errors.New("options are not a JSON object of strings: got null")
+	o := Options{}
+	for dec.More() {
+		k, v, err := member(dec)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := o[k]; dup {
+			return nil, Errorf(printable(k), "give each option once", "is given twice in the options JSON")
+		}
+		if len(o) == maxOptionCount {
+			return nil, fmt.Errorf("options JSON has more than the %d keys allowed", maxOptionCount)
+		}
+		o[k] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, notObject(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("options JSON has trailing data after the object")
 	}
-	if len(raw) > maxOptionCount {
-		return nil, fmt.Errorf("options JSON has %d keys, more than the %d allowed", len(raw), maxOptionCount)
-	}
-	o := make(Options, len(raw))
-	for k, v := range raw {
-		s, ok := v.(string)
-		if !ok {
-			return nil, Errorf(k, `write the value in quotes, for example "true" or "1"`, "must be a string (FlexVolume options are all strings), got %s", jsonKind(v))
-		}
-		if len(s) > maxValueBytes {
-			return nil, Errorf(k, "shorten it", "is %d bytes long, more than %d", len(s), maxValueBytes)
-		}
-		if !validKey(k) {
-			return nil, Errorf(printable(k), "use letters, digits and . _ - / only", "is not a valid option name")
-		}
-		o[k] = s
-	}
 	return o, nil
+}
+
+func notObject(err error) error {
+	return fmt.Errorf("options are not a JSON object of strings: %v", err)
+}
+
+// openObject reads the opening brace.
+func openObject(dec *json.Decoder) error {
+	t, err := dec.Token()
+	switch {
+	case err != nil:
+		return notObject(err)
+	case t == nil:
+		return errors.New("options are not a JSON object of strings: got null")
+	case t != json.Delim('{'):
+		return notObject(fmt.Errorf("got %s", jsonKind(t)))
+	}
+	return nil
+}
+
+// member reads one "key": "value" pair and checks both.
+func member(dec *json.Decoder) (string, string, error) {
+	kt, err := dec.Token()
+	if err != nil {
+		return "", "", notObject(err)
+	}
+	k, ok := kt.(string)
+	if !ok { // the decoder yields string keys only; stay safe if that changes
+		return "", "", notObject(fmt.Errorf("key is %s", jsonKind(kt)))
+	}
+	var raw any
+	if err := dec.Decode(&raw); err != nil {
+		return "", "", notObject(err)
+	}
+	s, isString := raw.(string)
+	switch {
+	case !isString:
+		return "", "", Errorf(printable(k), `write the value in quotes, for example "true" or "1"`, "must be a string (FlexVolume options are all strings), got %s", jsonKind(raw))
+	case len(s) > maxValueBytes:
+		return "", "", Errorf(printable(k), "shorten it", "is %d bytes long, more than %d", len(s), maxValueBytes)
+	case !validKey(k):
+		return "", "", Errorf(printable(k), "use letters, digits and . _ - / only", "is not a valid option name")
+	}
+	return k, s, nil
 }
 
 func jsonKind(v any) string {
@@ -111,6 +155,8 @@ func jsonKind(v any) string {
 		return "an array"
 	case map[string]any:
 		return "an object"
+	case json.Delim:
+		return "an array" // the only other opening token where an object is expected
 	}
 	return "another type"
 }
@@ -160,10 +206,11 @@ func ParseCommon(o Options, defaultFS string, backendKeys []string) (*Common, er
 		return nil, err
 	}
 	c := &Common{Raw: o, Secrets: map[string]string{}}
-	var err error
-	if c.FSType, err = fsType(o, defaultFS); err != nil {
+	fs, err := fsType(o, defaultFS)
+	if err != nil {
 		return nil, err
 	}
+	c.FSType = fs.Name
 	if c.ReadOnly, err = readOnly(o); err != nil {
 		return nil, err
 	}
@@ -176,10 +223,12 @@ func ParseCommon(o Options, defaultFS string, backendKeys []string) (*Common, er
 	if c.PodUID, err = optionalName(o, KeyPodUID); err != nil {
 		return nil, err
 	}
-	if c.MountOptions, err = MountOptions(o["mountOptions"]); err != nil {
+	// The allowed mount and mkfs options depend on the filesystem, so they
+	// are checked once fsType is known.
+	if c.MountOptions, err = MountOptions(fs, o["mountOptions"]); err != nil {
 		return nil, err
 	}
-	if c.MkfsOptions, err = MkfsOptions(o["mkfsOptions"]); err != nil {
+	if c.MkfsOptions, err = MkfsOptions(fs, o["mkfsOptions"]); err != nil {
 		return nil, err
 	}
 	if c.Secrets, err = secrets(o); err != nil {
@@ -188,10 +237,38 @@ func ParseCommon(o Options, defaultFS string, backendKeys []string) (*Common, er
 	return c, nil
 }
 
+// kubeletKeys are the keys kubelet sets that flexblock reads.
+var kubeletKeys = []string{KeyFSType, KeyReadWrite, KeyVolumeName, KeyPodName, KeyPodNS, KeyPodUID, KeySA, KeyFSGroup, KeyFSGroupOld}
+
+// caseVariants refuses a key that differs only in case from a key flexblock
+// reads ("FsType", "kubernetes.io/FSType"): it would be ignored, or taken
+// for a typo of the real one, while the reader believes it is in effect.
+func caseVariants(o Options, known map[string]bool) error {
+	for k := range o {
+		if known[k] {
+			continue
+		}
+		for _, want := range kubeletKeys {
+			if k != want && strings.EqualFold(k, want) {
+				return Errorf(printable(k), "spell it "+want, "differs only in case from %q", want)
+			}
+		}
+		for want := range known {
+			if strings.EqualFold(k, want) {
+				return Errorf(printable(k), "spell it "+want, "differs only in case from %q", want)
+			}
+		}
+	}
+	return nil
+}
+
 func checkKnown(o Options, backendKeys []string) error {
 	known := map[string]bool{}
 	for _, k := range append(append([]string{}, commonKeys...), backendKeys...) {
 		known[k] = true
+	}
+	if err := caseVariants(o, known); err != nil {
+		return err
 	}
 	var unknown []string
 	for k := range o {
@@ -208,25 +285,20 @@ func checkKnown(o Options, backendKeys []string) error {
 	return Errorf(unknown[0], "known options are: "+strings.Join(all, ", "), "is not a known option")
 }
 
-var fsTypes = []string{"ext4", "ext3", "xfs", "btrfs"}
-
-// FSTypes lists the filesystems flexblock formats and mounts.
-func FSTypes() []string { return append([]string(nil), fsTypes...) }
-
-func fsType(o Options, def string) (string, error) {
+// fsType returns the filesystem the volume asks for: the user's fsType
+// wins over kubelet's, and the default applies when neither is set.
+func fsType(o Options, def string) (*filesystem.FS, error) {
 	v, field := o[KeyFSType], KeyFSType
 	if u, ok := o["fsType"]; ok {
 		v, field = u, "fsType"
 	}
 	if v == "" {
-		return def, nil
+		v, field = def, "defaultFSType (config)"
 	}
-	for _, t := range fsTypes {
-		if v == t {
-			return v, nil
-		}
+	if fs := filesystem.Lookup(v); fs != nil {
+		return fs, nil
 	}
-	return "", Errorf(field, "use one of "+strings.Join(fsTypes, ", "), "is %q, which flexblock does not support", printable(v))
+	return nil, Errorf(field, "use one of "+strings.Join(filesystem.Names(), ", "), "is %q, which flexblock does not support", printable(v))
 }
 
 func readOnly(o Options) (bool, error) {

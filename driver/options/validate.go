@@ -1,10 +1,12 @@
 package options
 
 import (
+	"errors"
 	"net"
 	"strconv"
 	"strings"
 
+	"github.com/flexblock/flexblock/driver/filesystem"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
 )
 
@@ -25,67 +27,29 @@ func Name(field, v string, max int) error {
 	return nil
 }
 
-var mountOptRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_.:=/+@-]*$`)
-
-// Mount options that would change what gets mounted where, not how.
-var forbiddenMountOpts = map[string]bool{
-	"bind": true, "rbind": true, "remount": true, "move": true, "loop": true,
-	"rw": true, "suid": true, "dev": true,
+// MountOptions checks a comma-separated list of mount options against
+// what fs allows (the filesystem table's list): each item on its own, so a
+// value cannot smuggle in another option.
+func MountOptions(fs *filesystem.FS, v string) ([]string, error) {
+	out, err := fs.ParseMount(v)
+	return out, tableError("mountOptions", fs, err)
 }
 
-// MountOptions parses a comma-separated list of mount options. Each item is
-// checked on its own, so a value cannot smuggle in another option.
-func MountOptions(v string) ([]string, error) {
-	if strings.TrimSpace(v) == "" {
-		return nil, nil
-	}
-	var out []string
-	for _, item := range strings.Split(v, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			return nil, Errorf("mountOptions", "separate options with single commas, for example \"noatime,discard\"", "has an empty item")
-		}
-		if !mountOptRE.MatchString(item) {
-			return nil, Errorf("mountOptions", "use letters, digits and _ . : = / + @ - in each option", "item %q has characters that are not allowed", printable(item))
-		}
-		name := strings.ToLower(strings.SplitN(item, "=", 2)[0])
-		if forbiddenMountOpts[name] || strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "make-") || strings.HasPrefix(name, "context") {
-			return nil, Errorf("mountOptions", "remove it: read-only comes from the volume's readOnly, and flexblock handles binds itself", "item %q is not allowed", item)
-		}
-		out = append(out, item)
-	}
-	return out, nil
+// MkfsOptions checks space-separated extra mkfs arguments as fs's mkfs tool
+// would parse them, against what the filesystem table allows.
+func MkfsOptions(fs *filesystem.FS, v string) ([]string, error) {
+	out, err := fs.ParseMkfs(v)
+	return out, tableError("mkfsOptions", fs, err)
 }
 
-var mkfsFlagRE = lazyre.New(`^-{1,2}[A-Za-z0-9][A-Za-z0-9_.,:=+-]*$`)
-var mkfsValueRE = lazyre.New(`^[A-Za-z0-9_.,:=+][A-Za-z0-9_.,:=+-]*$`)
-
-// Flags that read host files into the new filesystem or name another device.
-var forbiddenMkfs = map[string]bool{"-d": true, "-p": true, "--rootdir": true, "-l": true}
-
-// MkfsOptions parses space-separated extra mkfs arguments. A value must
-// follow a flag, and no '/' is allowed, so no argument can name a device or
-// a host path.
-func MkfsOptions(v string) ([]string, error) {
-	fields := strings.Fields(v)
-	prevFlag := false
-	for _, f := range fields {
-		switch {
-		case strings.HasPrefix(f, "-"):
-			if !mkfsFlagRE.MatchString(f) {
-				return nil, Errorf("mkfsOptions", "use flags like \"-L data\" or \"-i size=512\" with letters, digits and _ . , : = + -", "argument %q is not allowed", printable(f))
-			}
-			if forbiddenMkfs[f] {
-				return nil, Errorf("mkfsOptions", "remove it: it reads host files or names another device", "flag %q is not allowed", f)
-			}
-			prevFlag = true
-		case prevFlag && mkfsValueRE.MatchString(f):
-			prevFlag = false
-		default:
-			return nil, Errorf("mkfsOptions", "give values only right after their flag, with no '/' or shell characters", "argument %q is not allowed", printable(f))
-		}
+// tableError turns the table's refusal into an error naming the field,
+// the item and what is allowed instead.
+func tableError(field string, fs *filesystem.FS, err error) error {
+	var oe *filesystem.OptionError
+	if !errors.As(err, &oe) {
+		return err
 	}
-	return fields, nil
+	return Errorf(field, "remove it or use what "+fs.Name+" allows: "+oe.Allowed, "item %q %s", printable(oe.Item), oe.Problem)
 }
 
 // HostPort checks "host[:port]" (IPv4, bracketed IPv6 or a DNS name) and
