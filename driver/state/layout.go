@@ -33,5 +33,11 @@ func (l Layout) Work() string { return filepath.Join(l.Dir, "work") }
 // ISCSISessions holds the markers of iSCSI sessions flexblock logged in.
 func (l Layout) ISCSISessions() string { return filepath.Join(l.Dir, "iscsi") }
 
+// HashKey is the node-local random key (0600, made once) that credentials
+// are hashed with (HMAC-SHA256) where a record must tell whether a later
+// call brings the same ones, so no record ever holds a secret. It lives
+// as long as the records that hold such hashes.
+func (l Layout) HashKey() string { return filepath.Join(l.Dir, "hash.key") }
+
 // ISCSIRecords holds the markers of node/discovery/iface records.
 func (l Layout) ISCSIRecords() string { return l.RecordsDir }
