@@ -1,6 +1,8 @@
 // Package runner is the one way flexblock runs external programs: bounded by
-// a timeout, in its own process group that is killed whole on expiry, with
-// output captured and secrets masked in everything it logs or returns.
+// a timeout, in its own process group that is killed whole on expiry and
+// dies with the driver, in an empty working directory of the driver's own,
+// with no descriptor but 0, 1 and 2, its output captured and bounded, and
+// secrets masked in everything it logs or returns.
 package runner
 
 import (
@@ -47,7 +49,7 @@ type Runner interface {
 type ExitError struct {
 	Cmd    string // masked command line
 	Code   int
-	Stderr string // masked, trimmed
+	Stderr string // masked, then clipped to its head and tail (logging.Clip)
 }
 
 func (e *ExitError) Error() string {
