@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -67,14 +68,14 @@ func Acquire(ctx context.Context, dir, key string, timeout time.Duration) (*Lock
 // reached without following a symlink (safepath), so a link planted there
 // never makes root create or open its target. New dirs are 0700.
 func openFile(dir, key string) (*os.File, error) {
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return nil, fmt.Errorf("lock dir: %w", err)
+	parent, name := filepath.Dir(dir), filepath.Join(dir, fileName(key))
+	f, err := safepath.Open(parent, name, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := makeDir(parent, dir); err != nil {
+			return nil, err
+		}
+		f, err = safepath.Open(parent, name, os.O_RDWR|os.O_CREATE, 0o600)
 	}
-	if err := safepath.MkdirAll(parent, dir, 0o700); err != nil {
-		return nil, fmt.Errorf("lock dir: %w", err)
-	}
-	f, err := safepath.Open(parent, filepath.Join(dir, fileName(key)), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", key, err)
 	}
@@ -84,6 +85,17 @@ func openFile(dir, key string) (*os.File, error) {
 		return nil, errkind.Errorf(errkind.Unsafe, "lock %s: %s is not a regular file: remove it", key, f.Name())
 	}
 	return f, nil
+}
+
+// makeDir creates the lock dir (0700) and its parent.
+func makeDir(parent, dir string) error {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return fmt.Errorf("lock dir: %w", err)
+	}
+	if err := safepath.MkdirAll(parent, dir, 0o700); err != nil {
+		return fmt.Errorf("lock dir: %w", err)
+	}
+	return nil
 }
 
 // Release drops the lock.

@@ -301,3 +301,25 @@ func TestMkdirAllRaceNeverEscapes(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkCheck measures one Check of a kubelet-depth path.
+func BenchmarkCheck(b *testing.B) {
+	root := b.TempDir()
+	p := root + "/pods/0f1e2d3c-uid/volumes/flexblock~rbd/pv-0001"
+	if err := os.MkdirAll(p, 0o750); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"openat2", "walk"} {
+		b.Run(mode, func(b *testing.B) {
+			if mode == "walk" {
+				openat2 = func(int, string, *unix.OpenHow) (int, error) { return -1, unix.ENOSYS }
+				defer func() { openat2 = unix.Openat2 }()
+			}
+			for b.Loop() {
+				if err := Check(root, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
