@@ -58,9 +58,18 @@ func Acquire(ctx context.Context, dir, key string, timeout time.Duration) (*Lock
 		}
 		if err := wait.Sleep(ctx, pollInterval); err != nil {
 			f.Close()
-			return nil, err
+			return nil, waitEnded(key, err)
 		}
 	}
+}
+
+// waitEnded explains a wait the call's context ended: its deadline is a
+// Timeout (the call's bound, not the lock's), a cancel stays as it is.
+func waitEnded(key string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errkind.Errorf(errkind.Timeout, "volume %s: the call's deadline passed while waiting for another driver call's lock: %w", key, err)
+	}
+	return fmt.Errorf("volume %s: waiting for the lock: %w", key, err)
 }
 
 // openFile opens (creating) key's lock file in dir. dir's parent is the

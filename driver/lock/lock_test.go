@@ -168,3 +168,20 @@ func TestTimeoutIsBusy(t *testing.T) {
 		t.Fatalf("timeout: %v (kind %v)", err, errkind.Of(err))
 	}
 }
+
+// The call's own deadline ending the wait is errkind.Timeout and names
+// the lock it waited for.
+func TestCallDeadlineWhileWaiting(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Acquire(context.Background(), dir, "k", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = Acquire(ctx, dir, "k", time.Minute)
+	if !errors.Is(err, errkind.Timeout) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "k") {
+		t.Fatalf("deadline while waiting: %v (kind %v)", err, errkind.Of(err))
+	}
+}
