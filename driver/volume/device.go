@@ -132,7 +132,12 @@ func (l *Lifecycle) UnmountDevice(ctx context.Context, dmp string) error {
 		return err
 	}
 	if rec == nil {
-		return l.Mounter.Unmount(ctx, dmp)
+		// Every mount flexblock makes there is recorded first: a mount
+		// without a record is someone else's, and stays.
+		if m, err := l.Mounter.Lookup(dmp); err != nil || m != nil {
+			return errors.Join(err, foreignMount(dmp))
+		}
+		return nil
 	}
 	unlock, err := l.lock(ctx, rec.ID, rec.Locks)
 	if err != nil {

@@ -312,7 +312,9 @@ func (l *Lifecycle) releaseIfUnused(ctx context.Context, rec *state.Record) erro
 }
 
 // inUse tells whether a pod listed in rec still has a bind of its global
-// mount (statx on each, no table read); the ones gone are forgotten.
+// mount (statx on each, no table read); the ones gone are forgotten. When
+// none is left the list stays as it is: the teardown that follows deletes
+// the record, and if it fails, the last pods still own the failure.
 func (l *Lifecycle) inUse(rec *state.Record) (bool, error) {
 	var left []string
 	for _, p := range rec.Pods {
@@ -324,7 +326,7 @@ func (l *Lifecycle) inUse(rec *state.Record) (bool, error) {
 			left = append(left, p)
 		}
 	}
-	if len(left) != len(rec.Pods) {
+	if len(left) > 0 && len(left) != len(rec.Pods) {
 		rec.Pods = left
 		if err := l.save(rec); err != nil {
 			return false, err
