@@ -14,6 +14,7 @@ import (
 
 	"github.com/flexblock/flexblock/driver/lock"
 	"github.com/flexblock/flexblock/driver/logging"
+	"github.com/flexblock/flexblock/driver/runner"
 	"github.com/flexblock/flexblock/driver/state"
 	"github.com/flexblock/flexblock/driver/volume"
 )
@@ -24,6 +25,7 @@ type acquirer struct {
 	v    *Volume
 	b    *Backend
 	env  *volume.Env
+	adm  adm
 	own  owned
 	disc *chap // discovery CHAP, nil when not used
 	sess *chap // session CHAP, nil when not used
@@ -41,7 +43,7 @@ func (v *Volume) Acquire(ctx context.Context, env *volume.Env, nodeLocal bool) (
 	if err != nil {
 		return "", nil, err
 	}
-	a := &acquirer{v: v, b: v.b, env: env, own: ownedIn(env), disc: disc, sess: sess}
+	a := &acquirer{v: v, b: v.b, env: env, adm: admOf(env), own: ownedIn(env), disc: disc, sess: sess}
 	dev, data, err := a.run(ctx)
 	if err != nil {
 		return "", nil, errors.Join(err, a.undo(context.WithoutCancel(ctx)))
@@ -56,7 +58,7 @@ func (a *acquirer) run(ctx context.Context) (string, json.RawMessage, error) {
 			return "", nil, err
 		}
 	} else if v.BaseIface != defaultIface {
-		if _, err := iscsiadm(ctx, a.env, true, ifaceArgs(v.BaseIface)...); err != nil {
+		if _, err := a.adm.showIface(ctx, v.BaseIface); err != nil {
 			return "", nil, fmt.Errorf("iscsiInterface %q does not exist on this node: create it (iscsiadm -m iface -I %s -o new) or leave iscsiInterface unset for the default iface: %w", v.BaseIface, v.BaseIface, err)
 		}
 	}
@@ -146,28 +148,29 @@ func (a *acquirer) login(ctx context.Context, portal string) error {
 		return err
 	}
 	a.loggedIn = append(a.loggedIn, portal) // from here on, undo cleans this portal
-	if _, err := iscsiadm(ctx, env, true, nodeArgs(v.IQN, portal, v.Iface)...); err != nil {
+	n := node{IQN: v.IQN, Portal: portal, Iface: v.Iface}
+	if err := a.adm.hasNode(ctx, n); err != nil {
 		if err := a.own.set(nodeMarker(v.IQN, portal, v.Iface)); err != nil {
 			return err
 		}
-		if _, err := iscsiadm(ctx, env, false, nodeArgs(v.IQN, portal, v.Iface, "-o", "new")...); err != nil {
+		if err := a.adm.newNode(ctx, n); err != nil {
 			return fmt.Errorf("create the node record of %s at %s: %w", v.IQN, portal, err)
 		}
 	}
 	lt, retries := loginBounds(v.cfg.Timeout("iscsiadm"))
-	update := params("node.startup", "manual", "node.session.scan", "manual",
-		"node.conn[0].timeo.login_timeout", itoa(lt), "node.session.initial_login_retry_max", itoa(retries))
+	settings := []string{"node.startup", "manual", "node.session.scan", "manual",
+		"node.conn[0].timeo.login_timeout", itoa(lt), "node.session.initial_login_retry_max", itoa(retries)}
 	if a.sess != nil {
-		update = append(update, chapParams(sessionAuth, a.sess)...)
+		settings = append(settings, chapSettings(sessionAuth, a.sess)...)
 	}
-	if _, err := iscsiadm(ctx, env, false, nodeArgs(v.IQN, portal, v.Iface, append([]string{"-o", "update"}, update...)...)...); err != nil {
+	if err := a.adm.updateNode(ctx, n, settings...); err != nil {
 		return fmt.Errorf("update the node record of %s at %s: %w", v.IQN, portal, err)
 	}
 	if err := a.own.set(sessionMarker(v.IQN, portal, v.Iface)); err != nil {
 		return err
 	}
 	start := time.Now()
-	_, err := iscsiadm(ctx, env, false, nodeArgs(v.IQN, portal, v.Iface, "--login")...)
+	err := a.adm.login(ctx, n)
 	if err != nil && exitCode(err) != errSessExists {
 		return explainLogin(v, portal, err)
 	}
@@ -184,7 +187,7 @@ func (a *acquirer) login(ctx context.Context, portal string) error {
 // record: one flexblock creates lives only for this call.
 func (a *acquirer) discover(ctx context.Context, portal string) error {
 	v, env := a.v, a.env
-	base := discoveryArgs(portal, v.Iface)
+	d := discovery{Portal: portal, Iface: v.Iface}
 	if a.disc != nil {
 		l, err := lock.Acquire(ctx, env.Layout.Locks(), "iscsi-discovery-"+lockSafe(portal), v.cfg.Timeout("lock"))
 		if err != nil {
@@ -193,31 +196,31 @@ func (a *acquirer) discover(ctx context.Context, portal string) error {
 		defer l.Release()
 		dm := discoveryMarker(portal)
 		created := a.own.has(dm)
-		if _, err := iscsiadm(ctx, env, true, base...); err != nil {
+		if err := a.adm.hasDiscovery(ctx, d); err != nil {
 			if err := a.own.set(dm); err != nil {
 				return err
 			}
 			created = true
-			if _, err := iscsiadm(ctx, env, false, append(base, "-o", "new")...); err != nil {
-				return fmt.Errorf("create the discovery record of %s: %w", portal, errors.Join(err, a.dropDiscovery(ctx, base, dm)))
+			if err := a.adm.newDiscovery(ctx, d); err != nil {
+				return fmt.Errorf("create the discovery record of %s: %w", portal, errors.Join(err, a.dropDiscovery(ctx, d, dm)))
 			}
 		}
 		if created {
 			defer func() {
-				if err := a.dropDiscovery(context.WithoutCancel(ctx), base, dm); err != nil {
+				if err := a.dropDiscovery(context.WithoutCancel(ctx), d, dm); err != nil {
 					env.Log.Warn("could not delete the discovery record", "portal", portal, "error", err.Error())
 				}
 			}()
 		}
-		if _, err := iscsiadm(ctx, env, false, append(append(base, "-o", "update"), chapParams(discoveryAuth, a.disc)...)...); err != nil {
+		if err := a.adm.updateDiscovery(ctx, d, chapSettings(discoveryAuth, a.disc)...); err != nil {
 			return fmt.Errorf("set discovery CHAP of %s: %w", portal, err)
 		}
 	}
-	res, err := iscsiadm(ctx, env, false, append(base, "--discover", "-o", "nonpersistent")...)
+	out, err := a.adm.discover(ctx, d)
 	if err != nil {
 		return explainDiscovery(v, portal, err)
 	}
-	if ok, names := offers(string(res.Stdout), v.IQN); !ok {
+	if ok, names := offers(out, v.IQN); !ok {
 		listed := "no targets"
 		if len(names) > 0 {
 			listed = strings.Join(names, ", ")
@@ -227,8 +230,8 @@ func (a *acquirer) discover(ctx context.Context, portal string) error {
 	return nil
 }
 
-func (a *acquirer) dropDiscovery(ctx context.Context, base []string, dm marker) error {
-	_, err := iscsiadm(ctx, a.env, true, append(base, "-o", "delete")...)
+func (a *acquirer) dropDiscovery(ctx context.Context, d discovery, dm marker) error {
+	err := a.adm.deleteDiscovery(ctx, d)
 	if err != nil && exitCode(err) != errNoObjects && exitCode(err) != 6 {
 		return err
 	}
@@ -239,30 +242,30 @@ func (a *acquirer) dropDiscovery(ctx context.Context, base []string, dm marker) 
 // the transport settings of a non-default base iface), so the node's
 // default initiator name stays untouched.
 func (a *acquirer) ensureIface(ctx context.Context) error {
-	v, env := a.v, a.env
-	if _, err := iscsiadm(ctx, env, true, ifaceArgs(v.Iface)...); err != nil {
+	v := a.v
+	if _, err := a.adm.showIface(ctx, v.Iface); err != nil {
 		if err := a.own.set(ifaceMarker(v.Iface)); err != nil {
 			return err
 		}
-		if _, err := iscsiadm(ctx, env, false, ifaceArgs(v.Iface, "-o", "new")...); err != nil {
+		if err := a.adm.newIface(ctx, v.Iface); err != nil {
 			return fmt.Errorf("create iface %s for initiatorName %s: %w", v.Iface, v.InitiatorName, err)
 		}
 		if v.BaseIface != defaultIface {
-			res, err := iscsiadm(ctx, env, false, ifaceArgs(v.BaseIface)...)
+			out, err := a.adm.showIface(ctx, v.BaseIface)
 			if err != nil {
 				return fmt.Errorf("read iface %s (iscsiInterface): %w", v.BaseIface, err)
 			}
-			vals := ifaceValues(string(res.Stdout))
+			vals := ifaceValues(out)
 			for _, k := range clonedIfaceSettings {
 				if val, ok := vals[k]; ok {
-					if _, err := iscsiadm(ctx, env, false, ifaceArgs(v.Iface, append([]string{"-o", "update"}, params(k, val)...)...)...); err != nil {
+					if err := a.adm.updateIface(ctx, v.Iface, k, val); err != nil {
 						return fmt.Errorf("copy %s of iface %s: %w", k, v.BaseIface, err)
 					}
 				}
 			}
 		}
 	}
-	if _, err := iscsiadm(ctx, env, false, ifaceArgs(v.Iface, append([]string{"-o", "update"}, params("iface.initiatorname", v.InitiatorName)...)...)...); err != nil {
+	if err := a.adm.updateIface(ctx, v.Iface, "iface.initiatorname", v.InitiatorName); err != nil {
 		return fmt.Errorf("set initiator name on iface %s: %w", v.Iface, err)
 	}
 	return nil
@@ -471,7 +474,7 @@ func (v *Volume) Expand(ctx context.Context, env *volume.Env, rec *state.Record,
 	if dm == "" {
 		return nil
 	}
-	if _, err := env.Run.Run(ctx, runnerCmd("multipathd", "resize", "map", orDefault(name, dm))); err != nil {
+	if _, err := env.Run.Run(ctx, runner.Cmd{Name: "multipathd", Args: []string{"resize", "map", orDefault(name, dm)}}); err != nil {
 		return fmt.Errorf("resize multipath map %s: %w", orDefault(name, dm), err)
 	}
 	if err := b.waitUntil(ctx, wait, func() bool { return grown(dm) }); err != nil {

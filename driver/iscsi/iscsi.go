@@ -178,8 +178,9 @@ func (b *Backend) flush(ctx context.Context, env *volume.Env, dev string) {
 // "no records" are success.
 func (b *Backend) logout(ctx context.Context, env *volume.Env, own owned, iqn, portal, iface string) error {
 	sm, nm := sessionMarker(iqn, portal, iface), nodeMarker(iqn, portal, iface)
+	n := node{IQN: iqn, Portal: portal, Iface: iface}
 	if own.has(sm) {
-		_, err := iscsiadm(ctx, env, true, nodeArgs(iqn, portal, iface, "--logout")...)
+		err := admOf(env).logout(ctx, n)
 		if err != nil && exitCode(err) != errNoObjects {
 			return fmt.Errorf("logout of %s at %s: %w", iqn, portal, err)
 		}
@@ -196,7 +197,7 @@ func (b *Backend) logout(ctx context.Context, env *volume.Env, own owned, iqn, p
 	if b.findSession(iqn, portal, iface) != nil {
 		return nil // someone else's session uses the record
 	}
-	_, err := iscsiadm(ctx, env, true, nodeArgs(iqn, portal, iface, "-o", "delete")...)
+	err := admOf(env).deleteNode(ctx, n)
 	if err != nil && exitCode(err) != errNoObjects {
 		return fmt.Errorf("delete node record of %s at %s: %w", iqn, portal, err)
 	}
@@ -215,7 +216,7 @@ func (b *Backend) deleteIface(ctx context.Context, env *volume.Env, own owned, i
 			return nil
 		}
 	}
-	if _, err := iscsiadm(ctx, env, true, ifaceArgs(iface, "-o", "delete")...); err != nil && exitCode(err) != errNoObjects {
+	if err := admOf(env).deleteIface(ctx, iface); err != nil && exitCode(err) != errNoObjects {
 		return fmt.Errorf("delete iface %s: %w", iface, err)
 	}
 	return own.clear(im)

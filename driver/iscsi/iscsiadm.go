@@ -26,22 +26,115 @@ const (
 	errAuthFailed   = 24
 )
 
-func iscsiadm(ctx context.Context, env *volume.Env, quiet bool, args ...string) (runner.Result, error) {
-	return env.Run.Run(ctx, runner.Cmd{Name: "iscsiadm", Args: args, Quiet: quiet})
+// adm is iscsiadm, one method per operation flexblock uses. Lookups and
+// teardown are quiet (their failure is an expected answer: "no such
+// record", "not logged in"); the rest log a failure.
+type adm struct{ run runner.Runner }
+
+func admOf(env *volume.Env) adm { return adm{run: env.Run} }
+
+// node names one node record: a target at a portal through an iface.
+type node struct{ IQN, Portal, Iface string }
+
+func (a adm) exec(ctx context.Context, quiet bool, args ...string) (runner.Result, error) {
+	return a.run.Run(ctx, runner.Cmd{Name: "iscsiadm", Args: args, Quiet: quiet})
 }
 
-func runnerCmd(name string, args ...string) runner.Cmd { return runner.Cmd{Name: name, Args: args} }
-
-func nodeArgs(iqn, portal, iface string, more ...string) []string {
-	return append([]string{"-m", "node", "-T", iqn, "-p", portal, "-I", iface}, more...)
+func (n node) args(more ...string) []string {
+	return append([]string{"-m", "node", "-T", n.IQN, "-p", n.Portal, "-I", n.Iface}, more...)
 }
 
-func discoveryArgs(portal, iface string, more ...string) []string {
-	return append([]string{"-m", "discoverydb", "-t", "sendtargets", "-p", portal, "-I", iface}, more...)
+// hasNode tells whether the node record exists (an error says why not).
+func (a adm) hasNode(ctx context.Context, n node) error {
+	_, err := a.exec(ctx, true, n.args()...)
+	return err
+}
+
+func (a adm) newNode(ctx context.Context, n node) error {
+	_, err := a.exec(ctx, false, n.args("-o", "new")...)
+	return err
+}
+
+// updateNode sets settings (name, value pairs) in the node record.
+func (a adm) updateNode(ctx context.Context, n node, settings ...string) error {
+	_, err := a.exec(ctx, false, n.args(append([]string{"-o", "update"}, params(settings...)...)...)...)
+	return err
+}
+
+func (a adm) login(ctx context.Context, n node) error {
+	_, err := a.exec(ctx, false, n.args("--login")...)
+	return err
+}
+
+func (a adm) logout(ctx context.Context, n node) error {
+	_, err := a.exec(ctx, true, n.args("--logout")...)
+	return err
+}
+
+func (a adm) deleteNode(ctx context.Context, n node) error {
+	_, err := a.exec(ctx, true, n.args("-o", "delete")...)
+	return err
+}
+
+// discovery names the sendtargets discovery record of a portal.
+type discovery struct{ Portal, Iface string }
+
+func (d discovery) args(more ...string) []string {
+	return append([]string{"-m", "discoverydb", "-t", "sendtargets", "-p", d.Portal, "-I", d.Iface}, more...)
+}
+
+func (a adm) hasDiscovery(ctx context.Context, d discovery) error {
+	_, err := a.exec(ctx, true, d.args()...)
+	return err
+}
+
+func (a adm) newDiscovery(ctx context.Context, d discovery) error {
+	_, err := a.exec(ctx, false, d.args("-o", "new")...)
+	return err
+}
+
+func (a adm) updateDiscovery(ctx context.Context, d discovery, settings ...string) error {
+	_, err := a.exec(ctx, false, d.args(append([]string{"-o", "update"}, params(settings...)...)...)...)
+	return err
+}
+
+func (a adm) deleteDiscovery(ctx context.Context, d discovery) error {
+	_, err := a.exec(ctx, true, d.args("-o", "delete")...)
+	return err
+}
+
+// discover asks the portal which targets it offers, without touching the
+// node database (-o nonpersistent: no records of other targets appear),
+// and returns iscsiadm's "ip:port,tpgt iqn" lines.
+func (a adm) discover(ctx context.Context, d discovery) (string, error) {
+	res, err := a.exec(ctx, false, d.args("--discover", "-o", "nonpersistent")...)
+	return string(res.Stdout), err
 }
 
 func ifaceArgs(iface string, more ...string) []string {
 	return append([]string{"-m", "iface", "-I", iface}, more...)
+}
+
+// showIface returns the iface's settings ("key = value" lines); an error
+// when it does not exist.
+func (a adm) showIface(ctx context.Context, iface string) (string, error) {
+	res, err := a.exec(ctx, true, ifaceArgs(iface)...)
+	return string(res.Stdout), err
+}
+
+func (a adm) newIface(ctx context.Context, iface string) error {
+	_, err := a.exec(ctx, false, ifaceArgs(iface, "-o", "new")...)
+	return err
+}
+
+func (a adm) updateIface(ctx context.Context, iface string, settings ...string) error {
+	_, err := a.exec(ctx, false, ifaceArgs(iface, append([]string{"-o", "update"}, params(settings...)...)...)...)
+	return err
+}
+
+func (a adm) deleteIface(ctx context.Context, iface string) error {
+	_, err := a.exec(ctx, true, ifaceArgs(iface, "-o", "delete")...)
+	return err
 }
 
 // params turns name/value pairs into iscsiadm's repeated -n NAME -v VALUE
@@ -54,13 +147,14 @@ func params(kv ...string) []string {
 	return out
 }
 
-// chapParams are the iscsiadm settings of a CHAP credential set.
-func chapParams(prefix string, c *chap) []string {
+// chapSettings are the iscsiadm settings (name, value pairs) of a CHAP
+// credential set.
+func chapSettings(prefix string, c *chap) []string {
 	kv := []string{prefix + ".authmethod", "CHAP", prefix + ".username", c.User, prefix + ".password", c.Pass}
 	if c.UserIn != "" {
 		kv = append(kv, prefix+".username_in", c.UserIn, prefix+".password_in", c.PassIn)
 	}
-	return params(kv...)
+	return kv
 }
 
 // loginBounds picks the node record's login timeout and retry count so that
