@@ -95,7 +95,15 @@ func (a *acquirer) run(ctx context.Context) (string, json.RawMessage, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	data, _ := json.Marshal(attachment{IQN: v.IQN, LUN: v.LUN, Iface: v.Iface, Portals: a.portals, Devices: sds, DM: dm, DMName: name})
+	wwid, err := a.b.lunWWID(sds)
+	if err != nil {
+		return "", nil, err
+	}
+	g, err := v.grantOf(a.env, a.disc, a.sess)
+	if err != nil {
+		return "", nil, err
+	}
+	data, _ := json.Marshal(attachment{IQN: v.IQN, LUN: v.LUN, Iface: v.Iface, Portals: a.portals, Devices: sds, DM: dm, DMName: name, WWID: wwid, Grant: g})
 	a.env.Log.Info(logging.EventLUNReady, "iqn", v.IQN, "lun", v.LUN, "device", dev, "paths", sds, "waitedMs", a.b.Now().Sub(waitStart).Milliseconds())
 	return dev, data, nil
 }

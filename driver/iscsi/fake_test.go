@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,7 +54,8 @@ type fakeNode struct {
 	nodes     map[string]map[string]string
 	discs     map[string]map[string]string
 	ifaces    map[string]map[string]string
-	sizes     map[string]int64 // sd -> size after a rescan
+	sizes     map[string]int64     // sd -> size after a rescan
+	devnums   map[string][2]uint32 // sdX, dm-N -> the node's major:minor
 	writes    []string
 }
 
@@ -87,10 +90,11 @@ func newNode(t *testing.T) *fakeNode {
 		discs:     map[string]map[string]string{},
 		ifaces:    map[string]map[string]string{},
 		sizes:     map[string]int64{},
+		devnums:   map[string][2]uint32{},
 	}
 	n.env = &volume.Env{Config: cfg, Run: n.script, Mask: &logging.Masker{}, Log: logging.New(n.logBuf), Layout: state.Layout{Dir: t.TempDir(), RecordsDir: cfg.ISCSI.RecordsDir}}
 	n.b = &Backend{
-		SysRoot: n.sys, DevRoot: n.dev, Write: n.write, Now: n.clock,
+		SysRoot: n.sys, DevRoot: n.dev, Write: n.write, Now: n.clock, DevNumber: n.devNumber,
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			n.mu.Lock()
 			n.slept = append(n.slept, d)
@@ -117,7 +121,32 @@ func newNode(t *testing.T) *fakeNode {
 	n.script.On("blockdev --flushbufs", "", 0)
 	n.script.OnFunc("multipath -f", n.multipathFlush)
 	n.script.On("multipathd resize map", "", 0)
+	t.Cleanup(func() {
+		for _, c := range n.script.Calls {
+			if !slices.Contains(n.b.Tools(), c.Name) {
+				t.Errorf("ran %s, which Tools does not list", c.Name)
+			}
+		}
+	})
 	return n
+}
+
+// devNumber is stat(2) of a fake device node: its major:minor.
+func (n *fakeNode) devNumber(p string) (uint32, uint32, error) {
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	d, ok := n.devnums[filepath.Base(r)]
+	if !ok {
+		return 0, 0, fmt.Errorf("%s is not a block device", p)
+	}
+	return d[0], d[1], nil
+}
+
+// fakeWWID is the LUN's world-wide name: one per target and LUN.
+func fakeWWID(iqn string, lun int) string {
+	return fmt.Sprintf("naa.6001405%08x", crc32.ChecksumIEEE([]byte(iqn+"/"+strconv.Itoa(lun))))
 }
 
 func (n *fakeNode) clock() time.Time {
@@ -410,6 +439,10 @@ func (n *fakeNode) addLUN(s *session, lun int) string {
 	n.file(filepath.Join(dir, "delete"), "")
 	n.file(filepath.Join(dir, "rescan"), "")
 	blk := filepath.Join(dir, "block", sd)
+	n.file(filepath.Join(dir, "wwid"), fakeWWID(s.Target, lun))
+	minor := uint32(16 * (n.nextSD - 1))
+	n.devnums[sd] = [2]uint32{8, minor}
+	n.file(filepath.Join(blk, "dev"), fmt.Sprintf("8:%d", minor))
 	n.file(filepath.Join(blk, "size"), "2097152")
 	n.mkdir(filepath.Join(blk, "holders"))
 	n.link(dir, filepath.Join(blk, "device"))
@@ -440,6 +473,8 @@ func (n *fakeNode) addDM(num int, name string, sds ...string) {
 	n.file(filepath.Join(dir, "dm", "name"), name)
 	n.file(filepath.Join(dir, "dm", "uuid"), "mpath-36001405"+name)
 	n.file(filepath.Join(dir, "size"), "2097152")
+	n.file(filepath.Join(dir, "dev"), fmt.Sprintf("253:%d", num))
+	n.devnums[dm] = [2]uint32{253, uint32(num)}
 	n.file(filepath.Join(n.dev, dm), "")
 	n.mkdir(filepath.Join(n.dev, "mapper"))
 	n.link(filepath.Join(n.dev, dm), filepath.Join(n.dev, "mapper", name))

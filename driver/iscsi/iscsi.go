@@ -35,17 +35,20 @@ type Backend struct {
 	Now   func() time.Time
 	// Resolve looks up a portal given as a DNS name.
 	Resolve func(ctx context.Context, host string) ([]string, error)
+	// DevNumber is the major:minor of a block device node (stat).
+	DevNumber func(path string) (major, minor uint32, err error)
 }
 
 // New returns the backend on the real sysfs, /dev, clock and resolver.
 func New() *Backend {
 	return &Backend{
-		SysRoot: "/sys",
-		DevRoot: "/dev",
-		Write:   writeSysfs,
-		Sleep:   wait.Sleep,
-		Now:     time.Now,
-		Resolve: net.DefaultResolver.LookupHost,
+		SysRoot:   "/sys",
+		DevRoot:   "/dev",
+		Write:     writeSysfs,
+		Sleep:     wait.Sleep,
+		Now:       time.Now,
+		Resolve:   net.DefaultResolver.LookupHost,
+		DevNumber: blockDevNumber,
 	}
 }
 
@@ -79,6 +82,11 @@ type attachment struct {
 	Devices []string `json:"devices,omitempty"`
 	DM      string   `json:"dm,omitempty"`
 	DMName  string   `json:"dmName,omitempty"`
+	// WWID is the LUN's, read when it was attached (Identify compares).
+	WWID string `json:"wwid,omitempty"`
+	// Grant is what the session was made with (Authorize compares); nil
+	// in records of older versions.
+	Grant *grant `json:"grant,omitempty"`
 }
 
 func attachmentOf(rec *state.Record) (attachment, bool) {
@@ -254,8 +262,5 @@ func otherUsers(env *volume.Env, selfID, iqn, iface string) (users, error) {
 	return u, nil
 }
 
-// Authorize implements volume.Spec. TODO(hardening): compare portal, target, LUN, CHAP.
-func (v *Volume) Authorize(context.Context, *volume.Env, *state.Record, bool) error { return nil }
-
-// Identify implements volume.Spec. TODO(hardening): check sysfs.
-func (v *Volume) Identify(context.Context, *volume.Env, *state.Record) error { return nil }
+// Tools implements volume.Backend: the programs this backend runs.
+func (*Backend) Tools() []string { return []string{"iscsiadm", "blockdev", "multipath", "multipathd"} }

@@ -113,7 +113,7 @@ func TestParseValues(t *testing.T) {
 		t.Errorf("locks %v", k)
 	}
 	w := n.mustParse(plain("7", "initiatorName", "iqn.2026-11.io.flexblock:node-a")...)
-	if !strings.HasPrefix(w.Iface, "flexblock-") || w.ID() != plainIQN+"~lun7~"+w.Iface || len(w.LockKeys()) != 2 || w.LockKeys()[1] != "iscsi-iface-"+w.Iface {
+	if !strings.HasPrefix(w.Iface, "flexblock-") || w.ID() != plainIQN+"~lun7" || len(w.LockKeys()) != 2 || w.LockKeys()[1] != "iscsi-iface-"+w.Iface {
 		t.Errorf("iface %s id %s locks %v", w.Iface, w.ID(), w.LockKeys())
 	}
 	if x := n.mustParse(plain("7", "initiatorName", "iqn.2026-11.io.flexblock:node-b")...); x.Iface == w.Iface {
@@ -785,7 +785,7 @@ func TestNamedIface(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.lines(); len(got) != 6 || !strings.HasSuffix(got[5], "-I eth1-iface --login") || rec.ID != plainIQN+"~lun1~eth1-iface" {
+	if got := n.lines(); len(got) != 6 || !strings.HasSuffix(got[5], "-I eth1-iface --login") || rec.ID != plainIQN+"~lun1" {
 		t.Errorf("commands %v id %s", got, rec.ID)
 	}
 	if err := n.release(rec); err != nil || n.ifaces["eth1-iface"] == nil {

@@ -292,16 +292,15 @@ func chapValue(field, v string) error {
 	return nil
 }
 
-// ID is the LUN's identity on this node: target name and LUN, plus the
-// iface when it is not the default one (another iface is another session
-// and, with LUN masking, possibly another disk). '~' never appears in an
-// iSCSI or iface name, so the join is unambiguous; very long IDs keep a
+// ID is the LUN's identity: target name and LUN, not the iface or the
+// initiator name it is reached through. Two ifaces to one LUN are one
+// storage: a second mount of it through another iface would be a second
+// read-write mount of one filesystem, so the second pod joins the first's
+// (after Authorize). An iSCSI name is globally unique and '~' never
+// appears in one, so the join is unambiguous; very long IDs keep a
 // readable prefix and a hash of the whole.
 func (v *Volume) ID() string {
 	id := v.IQN + "~lun" + strconv.Itoa(v.LUN)
-	if v.Iface != defaultIface {
-		id += "~" + v.Iface
-	}
 	if len(id) > maxIDLen {
 		sum := sha256.Sum256([]byte(id))
 		id = id[:maxIDLen-26] + "~h" + hex.EncodeToString(sum[:12])
