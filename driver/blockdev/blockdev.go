@@ -51,6 +51,9 @@ type Kernel struct {
 	// DevDir is where device nodes live; "" means /dev. Only mount sources
 	// under it are looked at.
 	DevDir string
+	// MountInfo is the mount table Free reads: "" for this process's,
+	// /proc/1/mountinfo when the tools run in the host's namespace.
+	MountInfo string
 	// Run runs blkid (FSUUID, InUse's filesystem UUID check).
 	Run runner.Runner
 	// MaxProbes bounds how many other mounted devices InUse probes for
@@ -90,6 +93,12 @@ func Number(path string) (Dev, error) {
 		return Dev{}, errkind.Errorf(errkind.Mismatch, "%s is not a block device", path)
 	}
 	return Dev{unix.Major(st.Rdev), unix.Minor(st.Rdev)}, nil
+}
+
+// DeviceNumber is Number as volume.Lifecycle.DeviceNumber takes it.
+func DeviceNumber(dev string) (major, minor int, err error) {
+	d, err := Number(dev)
+	return int(d.Major), int(d.Minor), err
 }
 
 // ByNumber reads device d's identity from sysfs (/sys/dev/block/M:m).

@@ -331,3 +331,32 @@ func TestParseUUIDs(t *testing.T) {
 		t.Fatalf("%v", got)
 	}
 }
+
+// Free reads the mount table it is given and identifies the device by its
+// node: sdb asked for while sdc (same LUN) is mounted is refused; with
+// only its own global mount and that mount's pod bind, it is free.
+func TestFree(t *testing.T) {
+	s := node(t)
+	dev := devNodes(t, map[string]Dev{"sdb": sdb, "sdc": sdc})
+	table := filepath.Join(t.TempDir(), "mountinfo")
+	write := func(lines ...string) {
+		if err := os.WriteFile(table, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := "20 1 8:1 / / rw - ext4 /dev/sda1 rw"
+	write(root, "30 20 8:32 / /mnt/x rw - ext4 "+dev+"/sdc rw")
+	run := (&runner.Script{Strict: true}).OnFunc("blkid", blkidAnswers(map[string]string{}))
+	k := Kernel{Sys: s.root, DevDir: dev, MountInfo: table, Run: run}
+	err := k.Free(context.Background(), dev+"/sdb", "/g")
+	if !errors.Is(err, errkind.Busy) || !strings.Contains(err.Error(), "/mnt/x") {
+		t.Fatalf("same LUN mounted: %v", err)
+	}
+	write(root, "30 20 8:16 / /g rw - ext4 "+dev+"/sdb rw", "31 20 8:16 / /pods/p/vol rw - ext4 "+dev+"/sdb rw")
+	if err := k.Free(context.Background(), dev+"/sdb", "/g"); err != nil {
+		t.Fatalf("own global mount and bind: %v", err)
+	}
+	if err := k.Free(context.Background(), table, "/g"); !errors.Is(err, errkind.Mismatch) {
+		t.Fatalf("not a device: %v", err)
+	}
+}

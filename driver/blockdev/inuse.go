@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -258,4 +259,38 @@ func (c *check) busy(m *mountinfo.Info, why string) error {
 	return errkind.Errorf(errkind.Busy,
 		"device %s is already in use: %s is mounted from %s and %s; two mounts of one storage corrupt it. Unmount %s first (or use the volume that mounts it); if this device is a copy (clone, snapshot) of that filesystem, give it a new UUID (tune2fs -U random, xfs_admin -U generate)",
 		c.self.Dev, m.Mountpoint, m.Source, why, m.Mountpoint)
+}
+
+// Free is the lifecycle's check before a device is checked, formatted or
+// mounted at global (volume.Lifecycle.Free): it identifies dev from the
+// kernel, probes its filesystem UUID, reads the mount table and refuses
+// (errkind.Busy) when another mount already uses the same storage.
+func (k Kernel) Free(ctx context.Context, dev, global string) error {
+	self, err := k.Identify(dev)
+	if err != nil {
+		return err
+	}
+	uuid, err := k.FSUUID(ctx, dev)
+	if err != nil {
+		return err
+	}
+	mounts, err := k.mounts()
+	if err != nil {
+		return err
+	}
+	_, err = k.InUse(ctx, self, uuid, mounts, global)
+	return err
+}
+
+// mounts reads the mount table (k.MountInfo, or this process's).
+func (k Kernel) mounts() ([]*mountinfo.Info, error) {
+	if k.MountInfo == "" {
+		return mountinfo.GetMounts(nil)
+	}
+	f, err := os.Open(k.MountInfo)
+	if err != nil {
+		return nil, fmt.Errorf("mount table: %w", err)
+	}
+	defer f.Close()
+	return mountinfo.GetMountsFromReader(f, nil)
 }

@@ -2,6 +2,7 @@ package blockdev
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/runner"
 )
 
@@ -80,6 +82,16 @@ func TestTwoLoopDevicesOneFile(t *testing.T) {
 	}
 	m, err = k.InUse(ctx, idA, uuid, mounts, filepath.Join(dir, "other-global"))
 	wantBusy(t, m, err, mp, "same block device")
+
+	start = time.Now()
+	err = k.Free(ctx, b, filepath.Join(dir, "other-global"))
+	t.Logf("Free (identify, blkid of the device, mount table, InUse): %s", time.Since(start))
+	if !errors.Is(err, errkind.Busy) {
+		t.Fatalf("Free of the second loop device: %v", err)
+	}
+	if err := k.Free(ctx, a, mp); err != nil {
+		t.Fatalf("Free of the mounted device at its own global mount: %v", err)
+	}
 }
 
 func identify(t *testing.T, k Kernel, dev string) ID {
