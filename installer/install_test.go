@@ -417,7 +417,7 @@ func TestCLI(t *testing.T) {
 		"install", "--once", "--plugin-dir", e.plugin, "--log-file", e.log, "--state-dir", e.state,
 		"--rbd-keyring", "/etc/ceph/ceph.client.k8s.keyring", "--rbd-user", "k8s", "--rbd-monitors", "10.0.0.1,10.0.0.2",
 		"--iscsi-credentials-file", "/etc/flexblock/chap.json", "--iscsi-records-dir", "/var/lib/k8s-flexblock/iscsi",
-		"--kubelet-root", "/var/lib/kubelet", "--nsenter",
+		"--kubelet-root", "/var/lib/kubelet", "--nsenter", "--call-deadline", "2m", "--rbd-keyring-dir", "/etc/ceph/flexblock",
 		"--fs-group=false")
 	if code != 0 || !strings.Contains(out, "answer init") {
 		t.Fatalf("install exit %d:\n%s", code, out)
@@ -428,9 +428,9 @@ func TestCLI(t *testing.T) {
 	}
 	f := false
 	want := config.Config{
-		Attach: true, FSGroup: &f, LogFile: e.log, StateDir: e.state, KubeletRoot: "/var/lib/kubelet", Nsenter: true,
+		Attach: true, FSGroup: &f, LogFile: e.log, StateDir: e.state, KubeletRoot: "/var/lib/kubelet", Nsenter: true, Deadline: config.Duration(2 * time.Minute),
 		Timeouts: map[string]config.Duration{"rbd": config.Duration(2 * time.Minute), "iscsiadm": config.Duration(30 * time.Second)},
-		RBD:      config.RBD{DefaultMonitors: "10.0.0.1,10.0.0.2", Keyring: "/etc/ceph/ceph.client.k8s.keyring", User: "k8s"},
+		RBD:      config.RBD{DefaultMonitors: "10.0.0.1,10.0.0.2", Keyring: "/etc/ceph/ceph.client.k8s.keyring", User: "k8s", KeyringDirs: []string{"/etc/ceph/flexblock"}},
 		ISCSI:    config.ISCSI{CredentialsFile: "/etc/flexblock/chap.json", DeviceTimeout: c.ISCSI.DeviceTimeout, RecordsDir: "/var/lib/k8s-flexblock/iscsi"},
 	}
 	c.SELinuxRelabel, c.LogMaxBytes, c.DefaultFSType = nil, 0, ""

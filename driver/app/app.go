@@ -17,12 +17,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flexblock/flexblock/driver/blockdev"
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/flexvol"
 	"github.com/flexblock/flexblock/driver/format"
 	"github.com/flexblock/flexblock/driver/lock"
 	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/mount"
+	"github.com/flexblock/flexblock/driver/rbd"
 	"github.com/flexblock/flexblock/driver/runner"
 	"github.com/flexblock/flexblock/driver/state"
 	"github.com/flexblock/flexblock/driver/volume"
@@ -85,12 +87,19 @@ func Run(c Call, out io.Writer) {
 		ctx, cancel := context.WithTimeout(ctx, cfg.CallDeadline())
 		defer cancel()
 		l := build(c.Backend, cfg, mask, log)
+		if callName(c.Args) != "init" {
+			// Keys of calls that were killed before they could remove
+			// theirs: swept at every call, not only when a key is written.
+			if err := rbd.SweepKeys(l.Env.Layout); err != nil {
+				log.Warn("key sweep", "error", err.Error())
+			}
+		}
 		l.Observe = c.Observe
 		res = flexvol.Run(ctx, l, c.Args, func(v any, stack []byte) {
 			log.Error(logging.EventPanic, "value", fmt.Sprint(v), "stack", logging.Clip(string(stack), logging.MaxAnswer))
 		})
 	}
-	res.Message = mask.Mask(res.Message)
+	res = res.Bounded(mask.Mask)
 	level := slog.LevelInfo
 	if res.Status == flexvol.StatusFailure {
 		level = slog.LevelWarn
@@ -170,6 +179,7 @@ func NewLifecycle(b volume.Backend, cfg *config.Config, run runner.Runner, mask 
 	records := state.Store{Dir: layout.Dir, Quarantined: func(file string, err error) {
 		log.Warn(logging.EventRecordSetAside, "file", file, "why", err.Error())
 	}}
+	kernel := blockdev.Kernel{Run: run}
 	return &volume.Lifecycle{
 		Backend:      b,
 		Env:          &volume.Env{Config: cfg, Run: run, Mask: mask, Log: log, Layout: layout},
@@ -178,17 +188,35 @@ func NewLifecycle(b volume.Backend, cfg *config.Config, run runner.Runner, mask 
 		Records:      records,
 		Locks:        lock.Dir{Path: layout.Locks()},
 		DeviceNumber: deviceNumber,
+		Free:         free(kernel, mounter),
 	}
 }
 
 // deviceNumber reads a device node's major:minor from the kernel.
 func deviceNumber(dev string) (int, int, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(dev, &st); err != nil {
-		return 0, 0, err
+	d, err := blockdev.Number(dev)
+	return int(d.Major), int(d.Minor), err
+}
+
+// free refuses a device whose storage any mount on the node but global
+// already uses: the same device, the same LUN (WWID, multipath), or the
+// same filesystem (UUID) reached through another path. Two read-write
+// mounts of one filesystem corrupt it.
+func free(k blockdev.Kernel, m mount.Mounter) func(ctx context.Context, dev, global string) error {
+	return func(ctx context.Context, dev, global string) error {
+		id, err := k.Identify(dev)
+		if err != nil {
+			return err
+		}
+		uuid, err := k.FSUUID(ctx, dev)
+		if err != nil {
+			return err
+		}
+		mounts, err := m.All()
+		if err != nil {
+			return err
+		}
+		_, err = k.InUse(ctx, id, uuid, mounts, global)
+		return err
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return 0, 0, fmt.Errorf("%s is not a block device", dev)
-	}
-	return int(unix.Major(st.Rdev)), int(unix.Minor(st.Rdev)), nil
 }

@@ -163,6 +163,7 @@ func TestAnswersFromLifecycleValues(t *testing.T) {
 			return r.Message == "volume v is busy"
 		}},
 		{[]string{"unmount", "/p"}, long, "", StatusFailure, func(r Result) bool {
+			r = r.Bounded(func(s string) string { return s })
 			return len(r.Message) <= logging.MaxAnswer+64 && strings.HasPrefix(r.Message, "xxx")
 		}},
 		{[]string{"waitforattach", "/dev/x", "{}"}, nil, "/dev/rbd3", StatusSuccess, func(r Result) bool { return r.Device == "/dev/rbd3" }},
@@ -184,6 +185,19 @@ func TestCallNamesComeFromTheTable(t *testing.T) {
 	for _, n := range names {
 		if _, ok := lookup(n); !ok {
 			t.Errorf("%s not in the table", n)
+		}
+	}
+}
+
+// The answer is masked before it is cut: a secret straddling the cut
+// leaves no fragment behind.
+func TestBoundedMasksBeforeCutting(t *testing.T) {
+	secret := strings.Repeat("S3cr3t", 40)
+	for off := logging.MaxAnswer/2 - len(secret); off < logging.MaxAnswer/2+len(secret); off += 7 {
+		msg := strings.Repeat("a", off) + secret + strings.Repeat("b", 3*logging.MaxAnswer)
+		r := Failure(errors.New(msg)).Bounded(func(s string) string { return strings.ReplaceAll(s, secret, "***") })
+		if strings.Contains(r.Message, "S3cr3t") || strings.Contains(r.Message, "3cr3") {
+			t.Fatalf("offset %d: fragment of the secret in %q", off, r.Message)
 		}
 	}
 }

@@ -40,10 +40,18 @@ type Result struct {
 // Success is a plain success.
 func Success() Result { return Result{Status: StatusSuccess} }
 
-// Failure is a failure with a message for kubelet's events, bounded so a
-// tool's flood of output cannot become a flood in the pod's events.
+// Failure is a failure with a message for kubelet's events.
 func Failure(err error) Result {
-	return Result{Status: StatusFailure, Message: logging.Clip(err.Error(), logging.MaxAnswer)}
+	return Result{Status: StatusFailure, Message: err.Error()}
+}
+
+// Bounded is the answer as it may leave the process: its message masked
+// (every secret the call saw) and then cut to head and tail, so a tool's
+// flood of output never becomes a flood in the pod's events, and no cut
+// can leave part of a secret behind (masking comes first).
+func (r Result) Bounded(mask func(string) string) Result {
+	r.Message = logging.Clip(mask(r.Message), logging.MaxAnswer)
+	return r
 }
 
 // answer turns the lifecycle's error into kubelet's answer.
@@ -52,7 +60,7 @@ func answer(err error) Result {
 	case err == nil:
 		return Success()
 	case errors.Is(err, errkind.Unsupported):
-		return Result{Status: StatusNotSupported, Message: logging.Clip(err.Error(), logging.MaxAnswer)}
+		return Result{Status: StatusNotSupported, Message: err.Error()}
 	}
 	return Failure(err)
 }

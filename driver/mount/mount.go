@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
@@ -180,20 +179,3 @@ func (t *Tools) statx(path string) (*unix.Statx_t, bool, error) {
 }
 
 func mountRoot(st *unix.Statx_t) bool { return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 }
-
-// EmptyDir makes dir exist as a directory (0750, as kubelet makes them).
-func EmptyDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	return nil
-}
-
-// RemoveDir removes dir if it is empty; a missing dir is fine.
-func RemoveDir(dir string) error {
-	err := os.Remove(dir)
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return fmt.Errorf("remove %s: %w", filepath.Clean(dir), err)
-}

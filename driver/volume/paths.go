@@ -1,12 +1,15 @@
 package volume
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
 	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
+	"github.com/flexblock/flexblock/driver/safepath"
 )
 
 // Path shapes kubelet uses (flexvolume-protocol.md). Every component is a
@@ -18,16 +21,62 @@ var (
 	devDirRE = lazyre.New(`^(/[A-Za-z0-9._/-]*[A-Za-z0-9_-])/plugins/kubernetes.io/flexvolume/flexblock/([a-z]+)/mounts/([A-Za-z0-9][A-Za-z0-9._:-]{0,252})$`)
 )
 
-// PodDir validates a pod volume dir and returns the kubelet root.
+// PodDir validates a pod volume dir and returns the kubelet root. No
+// component below the root may be a symlink (a missing tail is fine: the
+// dir is about to be made).
 func PodDir(p, backend, wantRoot string) (string, error) {
 	const shape = "<kubelet root>/pods/<pod uid>/volumes/flexblock~%s/<volume name>"
-	return matchRoot(podDirRE, p, backend, wantRoot, 3, "pod volume dir", fmt.Sprintf(shape, backend))
+	return walkable(matchRoot(podDirRE, p, backend, wantRoot, 3, "pod volume dir", fmt.Sprintf(shape, backend)))(p)
 }
 
-// DeviceMountPath validates kubelet's global mount dir (attach mode).
+// DeviceMountPath validates kubelet's global mount dir (attach mode), as
+// PodDir does.
 func DeviceMountPath(p, backend, wantRoot string) (string, error) {
 	const shape = "<kubelet root>/plugins/kubernetes.io/flexvolume/flexblock/%s/mounts/<volume name>"
-	return matchRoot(devDirRE, p, backend, wantRoot, 2, "device mount path", fmt.Sprintf(shape, backend))
+	return walkable(matchRoot(devDirRE, p, backend, wantRoot, 2, "device mount path", fmt.Sprintf(shape, backend)))(p)
+}
+
+// walkable checks, once the shape is right, that p can be reached from
+// its root without following a symlink.
+func walkable(root string, err error) func(p string) (string, error) {
+	return func(p string) (string, error) {
+		if err != nil {
+			return "", err
+		}
+		if err := safepath.Check(root, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		return root, nil
+	}
+}
+
+// rootOf returns the kubelet root of any path flexblock works in (pod dir,
+// its own global mount, kubelet's device mount path).
+func rootOf(p string) string {
+	for _, re := range []*lazyre.Regexp{podDirRE, globalRE, devDirRE} {
+		if m := re.FindStringSubmatch(p); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// mkdir makes dir (0750, as kubelet makes them) below its kubelet root
+// without following a symlink.
+func mkdir(dir string) error {
+	if err := safepath.MkdirAll(rootOf(dir), dir, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return nil
+}
+
+// rmdir removes the empty dir below its kubelet root, never through a
+// symlink; a missing dir is fine.
+func rmdir(dir string) error {
+	if err := safepath.RemoveDir(rootOf(dir), dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
 }
 
 func matchRoot(re *lazyre.Regexp, p, backend, wantRoot string, backendGroup int, what, shape string) (string, error) {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/logging"
-	"github.com/flexblock/flexblock/driver/mount"
 	"github.com/flexblock/flexblock/driver/options"
 	"github.com/flexblock/flexblock/driver/state"
 )
@@ -158,7 +157,7 @@ func (l *Lifecycle) bindPod(ctx context.Context, rec *state.Record, global, podD
 			return err
 		}
 	}
-	if err := mount.EmptyDir(podDir); err != nil {
+	if err := mkdir(podDir); err != nil {
 		return err
 	}
 	if err := l.Mounter.Bind(ctx, global, podDir, ro); err != nil {
@@ -217,7 +216,7 @@ func (l *Lifecycle) formatAndMount(ctx context.Context, c *options.Common, dev, 
 	}
 	l.Env.Log.Info(logging.EventDeviceReady, "device", dev, "fsType", c.FSType, "formatted", formatted)
 	l.observe(StepAfterFormat)
-	if err := mount.EmptyDir(target); err != nil {
+	if err := mkdir(target); err != nil {
 		return err
 	}
 	opts := append([]string{}, c.MountOptions...)
@@ -354,7 +353,7 @@ func (l *Lifecycle) teardown(ctx context.Context, rec *state.Record) error {
 		return err
 	}
 	if rec.Mode == state.ModePod && rec.GlobalMount != "" {
-		return mount.RemoveDir(rec.GlobalMount)
+		return rmdir(rec.GlobalMount)
 	}
 	return nil
 }

@@ -315,3 +315,38 @@ func TestSecretsMaskedBeforeUse(t *testing.T) {
 		t.Fatalf("secret not registered for masking: %v", err)
 	}
 }
+
+// Paths kubelet passes are walked without following a symlink: a pod dir
+// (or one of its parents) that is a symlink is refused before anything is
+// mounted, created or unmounted, so nothing lands outside the kubelet root.
+func TestSymlinkedPathsRefused(t *testing.T) {
+	for _, at := range []string{"vol", "flexblock~fake", "volumes", "uid"} {
+		t.Run(strings.ReplaceAll(at, "~", "-"), func(t *testing.T) {
+			n := newNode(t, false)
+			outside := t.TempDir()
+			pod := n.pod("uid")
+			link := pod
+			for strings.TrimSuffix(link, "/"+at) == link {
+				link = filepathDir(link)
+			}
+			must(t, os.MkdirAll(filepathDir(link), 0o750))
+			must(t, os.Symlink(outside, link))
+			is(t, n.l.Mount(ctx, pod, opts("/dev/sdz")), errkind.Unsafe, "symlink")
+			is(t, n.l.Unmount(ctx, pod), errkind.Unsafe, "symlink")
+			if len(n.mnt.Calls) != 0 || len(n.b.acquired) != 0 {
+				t.Fatalf("acted through a symlink: %v", n.mnt.Calls)
+			}
+			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+				t.Fatalf("created %v outside the kubelet root", ents)
+			}
+		})
+	}
+	n := newNode(t, true)
+	dmp := n.dmp("pv1")
+	must(t, os.MkdirAll(filepathDir(filepathDir(dmp)), 0o750))
+	must(t, os.Symlink(t.TempDir(), filepathDir(dmp)))
+	is(t, n.l.MountDevice(ctx, dmp, opts("/dev/sdz")), errkind.Unsafe, "symlink")
+	is(t, n.l.UnmountDevice(ctx, dmp), errkind.Unsafe, "symlink")
+}
+
+func filepathDir(p string) string { return p[:strings.LastIndex(p, "/")] }
