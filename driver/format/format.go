@@ -1,7 +1,8 @@
 // Package format decides, safely, whether a device may be formatted, and
 // formats and checks it. The rule: format only a device that blkid finds
-// blank AND whose first and last MiB can be read AND that is used read-write.
-// Everything else is a refusal: data loss is never the fallback.
+// blank AND that reads as zeros everywhere CheckZeros looks AND that is
+// used read-write. Everything else is a refusal: data loss is never the
+// fallback.
 package format
 
 import (
@@ -9,11 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/flexblock/flexblock/driver/errkind"
+	"github.com/flexblock/flexblock/driver/filesystem"
 	"github.com/flexblock/flexblock/driver/internal/wait"
 	"github.com/flexblock/flexblock/driver/runner"
 )
@@ -28,7 +29,9 @@ type Probe struct {
 // Formatter formats and checks devices through the runner.
 type Formatter struct {
 	Run runner.Runner
-	// ReadCheck checks the device can be read; tests replace it.
+	// ReadCheck checks the device reads as zeros (CheckZeros); tests
+	// replace it. A *NonZeroError is a refusal, any other error a read
+	// failure worth a retry.
 	ReadCheck func(dev string) error
 	// Sleep waits between read attempts; tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -53,12 +56,17 @@ func (f *Formatter) Prepare(ctx context.Context, dev, fsType string, readOnly bo
 			return false, f.prepareExisting(ctx, p, dev, fsType, readOnly)
 		}
 		if readOnly {
-			return false, fmt.Errorf("device %s is blank and the volume is read-only: flexblock never formats a read-only volume; mount it read-write once to format it", dev)
+			return false, errkind.Errorf(errkind.NotBlank, "device %s is blank and the volume is read-only: flexblock never formats a read-only volume; mount it read-write once to format it", dev)
 		}
-		// blkid also says "blank" when it cannot read: only a probe
-		// followed by a good read of both ends, in the same attempt, is
-		// trusted, so a retry re-probes too.
+		// blkid also says "blank" when it cannot read, and when it does
+		// not recognise what is there: only a probe followed by a good
+		// read of zeros, in the same attempt, is trusted, so a retry
+		// re-probes too.
 		err = f.readCheck(dev)
+		var nz *NonZeroError
+		if errors.As(err, &nz) {
+			return false, notBlank(dev, nz)
+		}
 		if err == nil {
 			if err := f.Mkfs(ctx, dev, fsType, mkfsOpts); err != nil {
 				return false, err
@@ -66,12 +74,18 @@ func (f *Formatter) Prepare(ctx context.Context, dev, fsType string, readOnly bo
 			return true, nil
 		}
 		if attempt == readAttempts {
-			return false, fmt.Errorf("device %s looks blank but cannot be read (%v, %d attempts): refusing to format it, since an unreadable device always looks blank", dev, err, attempt)
+			return false, errkind.Errorf(errkind.NotBlank, "device %s looks blank but cannot be read (%v, %d attempts): refusing to format it, since an unreadable device always looks blank", dev, err, attempt)
 		}
 		if err := f.sleep(ctx, time.Duration(attempt)*500*time.Millisecond); err != nil {
 			return false, err
 		}
 	}
+}
+
+// notBlank is the refusal of data blkid does not recognise, with the way
+// forward: only the operator can tell a damaged filesystem from scratch.
+func notBlank(dev string, nz *NonZeroError) error {
+	return errkind.Errorf(errkind.NotBlank, "device %s is not blank (%v) and holds no filesystem blkid recognises: flexblock will not format it; inspect it (blkid -p, file -s, hexdump), and if it really is scratch, wipe it (wipefs -a / blkdiscard) first", dev, nz)
 }
 
 // prepareExisting checks a device that holds a signature and runs fsck
@@ -96,13 +110,17 @@ func (f *Formatter) sleep(ctx context.Context, d time.Duration) error {
 func (p Probe) check(dev, fsType string) error {
 	switch {
 	case p.PTType != "":
-		return fmt.Errorf("device %s holds a %s partition table: flexblock does not format or mount partitioned devices; wipe it (wipefs -a) only if its data is not needed", dev, p.PTType)
+		return errkind.Errorf(errkind.Mismatch, "device %s holds a %s partition table: flexblock does not format or mount partitioned devices; wipe it (wipefs -a) only if its data is not needed", dev, p.PTType)
 	case p.Type == "":
-		return fmt.Errorf("device %s holds a signature blkid cannot name: refusing to format or mount it", dev)
-	case p.Type != fsType:
-		return fmt.Errorf("device %s holds %s but the volume asks for fsType %s: set fsType to %s, or wipe the device (wipefs -a) only if its data is not needed", dev, p.Type, fsType, p.Type)
+		return errkind.Errorf(errkind.NotBlank, "device %s holds a signature blkid cannot name: refusing to format or mount it", dev)
+	case p.Type == fsType:
+		return nil
+	case filesystem.Lookup(p.Type) == nil:
+		// Never suggest fsType=crypto_LUKS or swap: only a filesystem of
+		// the table is a fix.
+		return errkind.Errorf(errkind.Mismatch, "device %s holds a %s signature, which is not a filesystem flexblock mounts (%s): flexblock will not format or mount it; inspect it (blkid -p), and wipe it (wipefs -a) only if its data is not needed", dev, p.Type, strings.Join(filesystem.Names(), ", "))
 	}
-	return nil
+	return errkind.Errorf(errkind.Mismatch, "device %s holds %s but the volume asks for fsType %s: set fsType to %s, or wipe the device (wipefs -a) only if its data is not needed", dev, p.Type, fsType, p.Type)
 }
 
 // Probe runs blkid in low-level probe mode (no cache).
@@ -115,7 +133,7 @@ func (f *Formatter) Probe(ctx context.Context, dev string) (Probe, error) {
 		// No signature, or the device could not be read: the caller checks.
 		return Probe{Blank: true}, nil
 	case code == 8:
-		return Probe{}, fmt.Errorf("device %s has more than one signature (blkid: ambivalent result): refusing to format or mount it", dev)
+		return Probe{}, errkind.Errorf(errkind.NotBlank, "device %s has more than one signature (blkid: ambivalent result): refusing to format or mount it", dev)
 	default:
 		return Probe{}, fmt.Errorf("probe %s: %w", dev, err)
 	}
@@ -140,69 +158,35 @@ func (f *Formatter) readCheck(dev string) error {
 	if f.ReadCheck != nil {
 		return f.ReadCheck(dev)
 	}
-	return ReadEnds(dev)
+	return CheckZeros(dev)
 }
 
-const mib = 1 << 20
-
-// ReadEnds reads the first and the last MiB of dev.
-func ReadEnds(dev string) error {
-	fd, err := os.Open(dev)
-	if err != nil {
-		return err
-	}
-	defer fd.Close()
-	size, err := fd.Seek(0, io.SeekEnd)
-	if err != nil {
-		return err
-	}
-	if size == 0 {
-		return errors.New("device size is 0")
-	}
-	buf := make([]byte, mib)
-	for _, off := range []int64{0, max(0, size-mib)} {
-		n := min(int64(mib), size)
-		if _, err := fd.ReadAt(buf[:n], off); err != nil {
-			return fmt.Errorf("read at %d: %w", off, err)
-		}
-	}
-	return nil
-}
-
-// mkfsArgs are the defaults: lazy init and no discard make formatting
-// O(1) in the device size (a 1 TiB thin image formats in well under a second).
-// For ext4, -G 256 packs the metadata of 256 block groups together instead
-// of 16, which cuts what a big format writes. (sparse_super2 would cut more,
-// but the kernel cannot grow such a filesystem online: expandfs needs that.)
-var mkfsArgs = map[string][]string{
-	"ext4":  {"-F", "-m0", "-G", "256", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1"},
-	"ext3":  {"-F", "-m0", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1"},
-	"xfs":   {"-f", "-K"},
-	"btrfs": {"-f", "-K"},
-}
-
-// Mkfs formats dev. Only Prepare should call it: it does no checks.
+// Mkfs formats dev with the table's tool and defaults, then extra. Only
+// Prepare should call it: it does no checks.
 func (f *Formatter) Mkfs(ctx context.Context, dev, fsType string, extra []string) error {
-	base, ok := mkfsArgs[fsType]
-	if !ok {
-		return fmt.Errorf("cannot format %s: unsupported fsType %q", dev, fsType)
+	fs := filesystem.Lookup(fsType)
+	if fs == nil {
+		return errkind.Errorf(errkind.Invalid, "cannot format %s: unsupported fsType %q", dev, fsType)
 	}
-	args := append(append(append([]string{}, base...), extra...), dev)
-	if _, err := f.Run.Run(ctx, runner.Cmd{Name: "mkfs." + fsType, Args: args}); err != nil {
+	args := append(append(append([]string{}, fs.MkfsDefaults...), extra...), dev)
+	if _, err := f.Run.Run(ctx, runner.Cmd{Name: fs.Mkfs, Args: args}); err != nil {
 		return fmt.Errorf("format %s as %s: %w", dev, fsType, err)
 	}
 	return nil
 }
 
-// Fsck repairs what is safe to repair on an ext filesystem before a
-// read-write mount; exit status 4 and above means errors left: no mount.
+// Fsck repairs what is safe to repair before a read-write mount, for the
+// filesystems the table gives a check; an exit status the table does not
+// call clean means errors left: no mount.
 func (f *Formatter) Fsck(ctx context.Context, dev, fsType string) error {
-	if fsType != "ext4" && fsType != "ext3" {
+	fs := filesystem.Lookup(fsType)
+	if fs == nil || fs.Fsck == nil {
 		return nil // xfs and btrfs check themselves at mount time
 	}
-	_, err := f.Run.Run(ctx, runner.Cmd{Name: "fsck", Args: []string{"-a", dev}, Quiet: true})
-	if code := runner.ExitCode(err); err != nil && (code < 0 || code >= 4) {
-		return fmt.Errorf("filesystem on %s has errors fsck -a could not fix, not mounting it: run fsck on it by hand: %w", dev, err)
+	args := append(append([]string{}, fs.Fsck.Args...), dev)
+	_, err := f.Run.Run(ctx, runner.Cmd{Name: fs.Fsck.Tool, Args: args, Quiet: true})
+	if err != nil && !fs.Fsck.Clean(runner.ExitCode(err)) {
+		return fmt.Errorf("filesystem on %s has errors %s could not fix, not mounting it: run fsck on it by hand: %w", dev, fs.Fsck.Tool+" "+strings.Join(fs.Fsck.Args, " "), err)
 	}
 	return nil
 }
