@@ -2,6 +2,7 @@ package iscsi
 
 import (
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/lock"
 	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/runner"
@@ -29,6 +31,8 @@ type acquirer struct {
 	own  owned
 	disc *chap // discovery CHAP, nil when not used
 	sess *chap // session CHAP, nil when not used
+	// grant is what sessions this call logs in are made with.
+	grant *grant
 
 	portals  []string // resolved portals
 	paths    []string // portals with a session (reused or logged in)
@@ -43,7 +47,11 @@ func (v *Volume) Acquire(ctx context.Context, env *volume.Env, nodeLocal bool) (
 	if err != nil {
 		return "", nil, err
 	}
-	a := &acquirer{v: v, b: v.b, env: env, adm: admOf(env), own: ownedIn(env), disc: disc, sess: sess}
+	g, err := v.grantOf(env, disc, sess)
+	if err != nil {
+		return "", nil, err
+	}
+	a := &acquirer{v: v, b: v.b, env: env, adm: admOf(env), own: ownedIn(env), disc: disc, sess: sess, grant: g}
 	dev, data, err := a.run(ctx)
 	if err != nil {
 		return "", nil, errors.Join(err, a.undo(context.WithoutCancel(ctx)))
@@ -74,6 +82,9 @@ func (a *acquirer) run(ctx context.Context) (string, json.RawMessage, error) {
 		}
 		a.portals = append(a.portals, rp)
 		if a.b.findSession(v.IQN, rp, v.Iface) != nil {
+			if err := a.mayReuse(rp); err != nil {
+				return "", nil, err
+			}
 			a.env.Log.Info("reusing iSCSI session", "iqn", v.IQN, "portal", rp, "iface", v.Iface)
 			a.paths = append(a.paths, rp)
 			continue
@@ -99,11 +110,7 @@ func (a *acquirer) run(ctx context.Context) (string, json.RawMessage, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	g, err := v.grantOf(a.env, a.disc, a.sess)
-	if err != nil {
-		return "", nil, err
-	}
-	data, _ := json.Marshal(attachment{IQN: v.IQN, LUN: v.LUN, Iface: v.Iface, Portals: a.portals, Devices: sds, DM: dm, DMName: name, WWID: wwid, Grant: g})
+	data, _ := json.Marshal(attachment{IQN: v.IQN, LUN: v.LUN, Iface: v.Iface, Portals: a.portals, Devices: sds, DM: dm, DMName: name, WWID: wwid, Grant: a.grant})
 	a.env.Log.Info(logging.EventLUNReady, "iqn", v.IQN, "lun", v.LUN, "device", dev, "paths", sds, "waitedMs", a.b.Now().Sub(waitStart).Milliseconds())
 	return dev, data, nil
 }
@@ -113,6 +120,19 @@ func (a *acquirer) run(ctx context.Context) (string, json.RawMessage, error) {
 func (a *acquirer) undo(ctx context.Context) error {
 	at := attachment{IQN: a.v.IQN, LUN: a.v.LUN, Iface: a.v.Iface, Portals: a.portals}
 	return a.b.release(ctx, a.env, a.v.ID(), at, a.loggedIn)
+}
+
+// mayReuse refuses a session flexblock logged in with other CHAP
+// credentials (or none) than this call's: a LUN is reached only with the
+// credentials its volume names. A session flexblock did not make (an
+// administrator's) is reused as it is: its credentials are not known.
+func (a *acquirer) mayReuse(portal string) error {
+	m, ok := a.own.get(sessionMarker(a.v.IQN, portal, a.v.Iface))
+	if !ok || hmac.Equal([]byte(m.CHAP), []byte(a.grant.CHAP)) {
+		return nil
+	}
+	return errkind.Errorf(errkind.Denied, "the iSCSI session to %s at %s was logged in with other CHAP credentials (or CHAP settings) than LUN %d names: fix the Secret and chapAuthDiscovery/chapAuthSession of this volume",
+		a.v.IQN, portal, a.v.LUN)
 }
 
 // dropPortal undoes a failed login at one portal right away.
@@ -174,7 +194,9 @@ func (a *acquirer) login(ctx context.Context, portal string) error {
 	if err := a.adm.updateNode(ctx, n, settings...); err != nil {
 		return fmt.Errorf("update the node record of %s at %s: %w", v.IQN, portal, err)
 	}
-	if err := a.own.set(sessionMarker(v.IQN, portal, v.Iface)); err != nil {
+	sm := sessionMarker(v.IQN, portal, v.Iface)
+	sm.CHAP = a.grant.CHAP
+	if err := a.own.set(sm); err != nil {
 		return err
 	}
 	start := time.Now()

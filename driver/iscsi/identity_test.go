@@ -194,3 +194,33 @@ func TestTools(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// A session flexblock logged in with CHAP is reused by another LUN of the
+// target only with the same credentials: a wrong password never rides on
+// another volume's session.
+func TestSessionReuseNeedsTheSameCHAP(t *testing.T) {
+	n := newNode(t)
+	n.exports[chapIQN] = []int{1, 2}
+	if _, _, err := n.acquire(n.mustParse(chapOpts("Chap-Secret-0123")...), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range [][]string{
+		chapOpts("Wrong-Secret", "lun", "2"),
+		{"targetPortal", "10.0.0.1", "iqn", chapIQN, "lun", "2"},
+	} {
+		n.reset()
+		_, _, err := n.acquire(n.mustParse(opts...), false)
+		if !errors.Is(err, errkind.Denied) || !strings.Contains(err.Error(), "CHAP") || n.sdCount() != 1 {
+			t.Fatalf("%q: %v (%d devices)", opts, err, n.sdCount())
+		}
+		for _, l := range n.lines() {
+			if strings.Contains(l, "--login") || strings.Contains(l, "--logout") {
+				t.Fatalf("%q ran %s", opts, l)
+			}
+		}
+	}
+	n.reset()
+	if _, _, err := n.acquire(n.mustParse(chapOpts("Chap-Secret-0123", "lun", "2")...), false); err != nil || n.sdCount() != 2 {
+		t.Fatal(err)
+	}
+}

@@ -47,6 +47,9 @@ type marker struct {
 	IQN    string `json:"iqn,omitempty"`
 	Portal string `json:"portal,omitempty"`
 	Iface  string `json:"iface,omitempty"`
+	// CHAP is the keyed hash of the credentials a session was logged in
+	// with (see grant), so a later volume reuses it only with the same.
+	CHAP string `json:"chap,omitempty"`
 }
 
 func (m marker) path(dir string) string {
@@ -57,6 +60,16 @@ func (m marker) path(dir string) string {
 func (o owned) has(m marker) bool {
 	_, err := os.Stat(m.path(o.dir(m)))
 	return err == nil
+}
+
+// get reads the marker of m's object; false when flexblock does not own it.
+func (o owned) get(m marker) (marker, bool) {
+	b, err := os.ReadFile(m.path(o.dir(m)))
+	if err != nil {
+		return marker{}, false
+	}
+	var got marker
+	return got, json.Unmarshal(b, &got) == nil
 }
 
 func (o owned) set(m marker) error {
