@@ -28,11 +28,13 @@ type FS struct {
 }
 
 // Fsck is how a filesystem is checked: the tool, its arguments before the
-// device, and the highest exit status that still means "clean or fixed".
+// device, the highest exit status that still means "clean or fixed", and
+// the package that ships the tool (not always the filesystem's own).
 type Fsck struct {
-	Tool  string
-	Args  []string
-	MaxOK int
+	Tool    string
+	Args    []string
+	MaxOK   int
+	Package string
 }
 
 // Clean reports whether an exit status means the filesystem may be mounted
@@ -49,7 +51,8 @@ func (fs *FS) GrowCmd(dev, mountpoint string) (name string, args []string) {
 }
 
 // extFsck: fsck -a runs e2fsck -p, which fixes what is safe to fix alone.
-var extFsck = &Fsck{Tool: "fsck", Args: []string{"-a"}, MaxOK: 3}
+// The fsck front end comes with util-linux; it runs fsck.ext4 of e2fsprogs.
+var extFsck = &Fsck{Tool: "fsck", Args: []string{"-a"}, MaxOK: 3, Package: "util-linux"}
 
 func resize2fs(dev, _ string) []string { return []string{dev} }
 func xfsGrow(_, mnt string) []string   { return []string{"-d", mnt} }
