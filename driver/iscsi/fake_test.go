@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexblock/flexblock/driver/blockdev"
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/logging"
 	"github.com/flexblock/flexblock/driver/options"
@@ -132,16 +133,16 @@ func newNode(t *testing.T) *fakeNode {
 }
 
 // devNumber is stat(2) of a fake device node: its major:minor.
-func (n *fakeNode) devNumber(p string) (uint32, uint32, error) {
+func (n *fakeNode) devNumber(p string) (blockdev.Dev, error) {
 	r, err := filepath.EvalSymlinks(p)
 	if err != nil {
-		return 0, 0, err
+		return blockdev.Dev{}, err
 	}
 	d, ok := n.devnums[filepath.Base(r)]
 	if !ok {
-		return 0, 0, fmt.Errorf("%s is not a block device", p)
+		return blockdev.Dev{}, fmt.Errorf("%s is not a block device", p)
 	}
-	return d[0], d[1], nil
+	return blockdev.Dev{Major: d[0], Minor: d[1]}, nil
 }
 
 // fakeWWID is the LUN's world-wide name: one per target and LUN.

@@ -222,12 +222,12 @@ func (b *Backend) identify(dev string, a attachment) error {
 	if err := b.isLUNDevice(name, sds); err != nil {
 		return errkind.Errorf(errkind.Mismatch, "%s is not %s: %w", dev, what, err)
 	}
-	maj, minor, err := b.DevNumber(dev)
+	d, err := b.DevNumber(dev)
 	if err != nil {
 		return errkind.Errorf(errkind.Mismatch, "%s (%s): %w", dev, what, err)
 	}
-	if want := readAttr(filepath.Join(b.SysRoot, "block", name, "dev")); want != fmt.Sprintf("%d:%d", maj, minor) {
-		return errkind.Errorf(errkind.Mismatch, "%s is device %d:%d, but the kernel's %s is %s: the node is not %s", dev, maj, minor, name, want, what)
+	if want := readAttr(filepath.Join(b.SysRoot, "block", name, "dev")); want != d.String() {
+		return errkind.Errorf(errkind.Mismatch, "%s is device %s, but the kernel's %s is %s: the node is not %s", dev, d, name, want, what)
 	}
 	return nil
 }
@@ -254,15 +254,4 @@ func (b *Backend) isLUNDevice(name string, sds []string) error {
 		}
 	}
 	return nil
-}
-
-func blockDevNumber(path string) (uint32, uint32, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, 0, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return 0, 0, fmt.Errorf("%s is not a block device", path)
-	}
-	return unix.Major(st.Rdev), unix.Minor(st.Rdev), nil
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/flexblock/flexblock/driver/blockdev"
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/internal/wait"
 	"github.com/flexblock/flexblock/driver/options"
@@ -36,7 +37,7 @@ type Backend struct {
 	// Resolve looks up a portal given as a DNS name.
 	Resolve func(ctx context.Context, host string) ([]string, error)
 	// DevNumber is the major:minor of a block device node (stat).
-	DevNumber func(path string) (major, minor uint32, err error)
+	DevNumber func(path string) (blockdev.Dev, error)
 }
 
 // New returns the backend on the real sysfs, /dev, clock and resolver.
@@ -48,7 +49,7 @@ func New() *Backend {
 		Sleep:     wait.Sleep,
 		Now:       time.Now,
 		Resolve:   net.DefaultResolver.LookupHost,
-		DevNumber: blockDevNumber,
+		DevNumber: blockdev.Number,
 	}
 }
 

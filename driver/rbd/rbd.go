@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flexblock/flexblock/driver/blockdev"
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
@@ -30,7 +31,7 @@ type Backend struct {
 	// SysBlock is /sys/block: a mapped device's size and ro flag.
 	SysBlock string
 	// DevNumber is the major:minor of a block device node (stat).
-	DevNumber func(path string) (major, minor uint32, err error)
+	DevNumber func(path string) (blockdev.Dev, error)
 	// Sleep waits (fencing retries, the resize wait).
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock the fencing bound is measured with.
@@ -43,7 +44,7 @@ type Backend struct {
 
 // New returns the backend with the real sysfs and clock.
 func New() *Backend {
-	return &Backend{SysBus: "/sys/bus/rbd", SysBlock: "/sys/block", DevNumber: blockDevNumber,
+	return &Backend{SysBus: "/sys/bus/rbd", SysBlock: "/sys/block", DevNumber: blockdev.Number,
 		Sleep: wait.Sleep, Now: time.Now, Backoff: DefaultBackoff}
 }
 

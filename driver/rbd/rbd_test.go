@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flexblock/flexblock/driver/blockdev"
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/logging"
@@ -56,12 +57,12 @@ func newFixture(t *testing.T, supported string) *fixture {
 		}
 	}
 	f.b = &Backend{SysBus: f.sys, SysBlock: f.block, Backoff: DefaultBackoff,
-		DevNumber: func(p string) (uint32, uint32, error) {
+		DevNumber: func(p string) (blockdev.Dev, error) {
 			n, ok := f.nodes[p]
 			if !ok {
-				return 0, 0, os.ErrNotExist
+				return blockdev.Dev{}, os.ErrNotExist
 			}
-			return n[0], n[1], nil
+			return blockdev.Dev{Major: n[0], Minor: n[1]}, nil
 		},
 		Now: func() time.Time { return f.now },
 		Sleep: func(_ context.Context, d time.Duration) error {

@@ -9,8 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/flexblock/flexblock/driver/blockdev"
 	"github.com/flexblock/flexblock/driver/errkind"
 )
 
@@ -92,25 +91,13 @@ func (b *Backend) byDevice(dev string) (kmapping, bool) {
 // checkNode makes sure the device node is the kernel's device of k: the
 // same major:minor (a stale or planted /dev/rbdN is not).
 func (b *Backend) checkNode(k kmapping) error {
-	maj, minor, err := b.DevNumber(k.device())
+	d, err := b.DevNumber(k.device())
 	if err != nil {
 		return errkind.Errorf(errkind.NotFound, "%s (%s): %w", k.device(), spec(k.Pool, k.Namespace, k.Image, k.Snapshot), err)
 	}
-	if maj != k.Major || minor != k.Minor {
-		return errkind.Errorf(errkind.Mismatch, "%s is device %d:%d but the kernel maps %s as %d:%d: the device node is not that mapping's; refusing to use it",
-			k.device(), maj, minor, spec(k.Pool, k.Namespace, k.Image, k.Snapshot), k.Major, k.Minor)
+	if d != (blockdev.Dev{Major: k.Major, Minor: k.Minor}) {
+		return errkind.Errorf(errkind.Mismatch, "%s is device %s but the kernel maps %s as %d:%d: the device node is not that mapping's; refusing to use it",
+			k.device(), d, spec(k.Pool, k.Namespace, k.Image, k.Snapshot), k.Major, k.Minor)
 	}
 	return nil
-}
-
-// blockDevNumber is the major:minor of a block device node.
-func blockDevNumber(path string) (uint32, uint32, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, 0, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFBLK {
-		return 0, 0, fmt.Errorf("%s is not a block device", path)
-	}
-	return unix.Major(st.Rdev), unix.Minor(st.Rdev), nil
 }
