@@ -48,7 +48,7 @@ func main() {
 	for _, b := range all {
 		cmd.Commands = append(cmd.Commands, app.Command(b, backends.Observer()))
 	}
-	cmd.Commands = append(cmd.Commands, command.Commands(backends.Names(all))...)
+	cmd.Commands = append(cmd.Commands, command.Commands(all)...)
 	if err := cmd.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "flexblock:", err)
 		os.Exit(1)

@@ -179,7 +179,8 @@ func NewLifecycle(b volume.Backend, cfg *config.Config, run runner.Runner, mask 
 	records := state.Store{Dir: layout.Dir, Quarantined: func(file string, err error) {
 		log.Warn(logging.EventRecordSetAside, "file", file, "why", err.Error())
 	}}
-	kernel := blockdev.Kernel{Run: run}
+	// The same mount table the mounter reads (the host's in nsenter mode).
+	kernel := blockdev.Kernel{Run: run, MountInfo: mounter.MountInfo}
 	return &volume.Lifecycle{
 		Backend:      b,
 		Env:          &volume.Env{Config: cfg, Run: run, Mask: mask, Log: log, Layout: layout},
@@ -187,36 +188,7 @@ func NewLifecycle(b volume.Backend, cfg *config.Config, run runner.Runner, mask 
 		Format:       &format.Formatter{Run: run},
 		Records:      records,
 		Locks:        lock.Dir{Path: layout.Locks()},
-		DeviceNumber: deviceNumber,
-		Free:         free(kernel, mounter),
-	}
-}
-
-// deviceNumber reads a device node's major:minor from the kernel.
-func deviceNumber(dev string) (int, int, error) {
-	d, err := blockdev.Number(dev)
-	return int(d.Major), int(d.Minor), err
-}
-
-// free refuses a device whose storage any mount on the node but global
-// already uses: the same device, the same LUN (WWID, multipath), or the
-// same filesystem (UUID) reached through another path. Two read-write
-// mounts of one filesystem corrupt it.
-func free(k blockdev.Kernel, m mount.Mounter) func(ctx context.Context, dev, global string) error {
-	return func(ctx context.Context, dev, global string) error {
-		id, err := k.Identify(dev)
-		if err != nil {
-			return err
-		}
-		uuid, err := k.FSUUID(ctx, dev)
-		if err != nil {
-			return err
-		}
-		mounts, err := m.All()
-		if err != nil {
-			return err
-		}
-		_, err = k.InUse(ctx, id, uuid, mounts, global)
-		return err
+		DeviceNumber: blockdev.DeviceNumber,
+		Free:         kernel.Free,
 	}
 }

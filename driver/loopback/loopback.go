@@ -29,6 +29,9 @@ func New() *Backend { return &Backend{} }
 // Name implements volume.Backend.
 func (*Backend) Name() string { return "loop" }
 
+// Tools implements volume.Backend: the loop backend runs nothing.
+func (*Backend) Tools() []string { return nil }
+
 // Keys implements volume.Backend.
 func (*Backend) Keys() []string { return []string{"device"} }
 

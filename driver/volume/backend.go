@@ -34,6 +34,9 @@ type Backend interface {
 	Name() string
 	// Keys lists the backend's own option names.
 	Keys() []string
+	// Tools lists every external program the backend itself runs (doctor
+	// checks that each exists on the node).
+	Tools() []string
 	// Parse validates the options into a volume; nothing may run yet.
 	Parse(c *options.Common, cfg *config.Config) (Spec, error)
 	// Release undoes Acquire from a state record alone (no options, no
@@ -67,3 +70,7 @@ type Spec interface {
 	// makes the kernel see the new size.
 	Expand(ctx context.Context, env *Env, rec *state.Record, newSize int64) error
 }
+
+// Tools lists the programs the lifecycle's own collaborators run for every
+// backend (probe, mount, unmount); the filesystem table lists the rest.
+func Tools() []string { return []string{"blkid", "mount", "umount"} }

@@ -33,8 +33,9 @@ type fakeBackend struct {
 	identified                   int
 }
 
-func (*fakeBackend) Name() string   { return "fake" }
-func (*fakeBackend) Keys() []string { return []string{"device", "extraLock"} }
+func (*fakeBackend) Name() string    { return "fake" }
+func (*fakeBackend) Keys() []string  { return []string{"device", "extraLock"} }
+func (*fakeBackend) Tools() []string { return nil }
 
 func (b *fakeBackend) Parse(c *options.Common, _ *config.Config) (Spec, error) {
 	dev := c.Raw["device"]

@@ -16,14 +16,19 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/volume"
 	"github.com/flexblock/flexblock/installer"
 	"github.com/flexblock/flexblock/installer/doctor"
 )
 
 // Commands returns install, uninstall and doctor for a binary that serves
-// the named backends.
-func Commands(backends []string) []*cli.Command {
-	return []*cli.Command{installCommand(backends), uninstallCommand(), doctorCommand(backends)}
+// these backends.
+func Commands(all []volume.Backend) []*cli.Command {
+	names, tools := make([]string, len(all)), map[string][]string{}
+	for i, b := range all {
+		names[i], tools[b.Name()] = b.Name(), b.Tools()
+	}
+	return []*cli.Command{installCommand(names), uninstallCommand(), doctorCommand(names, tools)}
 }
 
 func env(name string) []string { return []string{"FLEXBLOCK_" + name} }
@@ -213,7 +218,7 @@ func uninstallCommand() *cli.Command {
 	}
 }
 
-func doctorCommand(known []string) *cli.Command {
+func doctorCommand(known []string, tools map[string][]string) *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
 		Usage: "check this node for everything flexblock needs; one verdict and fix per line; exit 1 when something required is missing",
@@ -233,7 +238,7 @@ func doctorCommand(known []string) *cli.Command {
 				}
 			}
 			r := doctor.Run(doctor.Options{
-				Root: c.String("root"), PluginDir: c.String("plugin-dir"), Backends: backends,
+				Root: c.String("root"), PluginDir: c.String("plugin-dir"), Backends: backends, Tools: tools,
 				LogFile: c.String("log-file"), StateDir: c.String("state-dir"),
 			})
 			var err error

@@ -24,7 +24,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flexblock/flexblock/driver/backends"
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/filesystem"
+	"github.com/flexblock/flexblock/driver/volume"
 	"github.com/flexblock/flexblock/installer"
 )
 
@@ -73,9 +76,11 @@ type Options struct {
 	Root      string   // "/" when empty
 	PluginDir string   // node path; detected from the kubelet under Root, else the default
 	Backends  []string // judged backends; default rbd and iscsi
-	LogFile   string   // node path; default: the installed config's, else the default
-	StateDir  string   // node path; same
-	Release   string   // kernel release; default: <Root>/proc/sys/kernel/osrelease, else uname
+	// Tools lists, per backend, the programs it runs (Backend.Tools).
+	Tools    map[string][]string
+	LogFile  string // node path; default: the installed config's, else the default
+	StateDir string // node path; same
+	Release  string // kernel release; default: <Root>/proc/sys/kernel/osrelease, else uname
 }
 
 // SearchDirs are where tools are looked for: the driver's own PATH.
@@ -89,26 +94,65 @@ type tool struct {
 	fix      string
 }
 
-const (
-	fixUtilLinux = "install util-linux (Debian/Ubuntu: apt-get install util-linux mount; RHEL/Fedora: dnf install util-linux)"
-	fixE2fs      = "install e2fsprogs (apt-get install e2fsprogs / dnf install e2fsprogs)"
-	fixXFS       = "install xfsprogs (apt-get install xfsprogs / dnf install xfsprogs)"
-)
+const fixUtilLinux = "install util-linux (Debian/Ubuntu: apt-get install util-linux mount; RHEL/Fedora: dnf install util-linux)"
 
-func tools(nsenterNeeded bool) []tool {
-	return []tool{
-		{"rbd", ScopeRBD, true, "", "install the Ceph client (Debian/Ubuntu: apt-get install ceph-common; RHEL/Fedora: dnf install ceph-common)"},
-		{"iscsiadm", ScopeISCSI, true, "", "install the iSCSI initiator (Debian/Ubuntu: apt-get install open-iscsi; RHEL/Fedora: dnf install iscsi-initiator-utils)"},
-		{"blkid", ScopeAll, true, "", fixUtilLinux},
-		{"mkfs.ext4", ScopeAll, true, "", fixE2fs},
-		{"fsck", ScopeAll, true, "", fixUtilLinux},
-		{"mount", ScopeAll, true, "", fixUtilLinux},
-		{"umount", ScopeAll, true, "", fixUtilLinux},
-		{"nsenter", ScopeAll, nsenterNeeded, "needed only with nsenter: true (kubelet in a container)", fixUtilLinux},
-		{"mkfs.xfs", ScopeAll, false, "needed only for volumes with fsType xfs", fixXFS},
-		{"xfs_growfs", ScopeAll, false, "needed only to grow xfs volumes", fixXFS},
-		{"resize2fs", ScopeAll, false, "needed only to grow ext3/ext4 volumes", fixE2fs},
+// packageOf says which package ships each program a backend runs (the
+// filesystem table names its own).
+var packageOf = map[string]string{
+	"rbd":        "the Ceph client (Debian/Ubuntu: apt-get install ceph-common; RHEL/Fedora: dnf install ceph-common)",
+	"iscsiadm":   "the iSCSI initiator (Debian/Ubuntu: apt-get install open-iscsi; RHEL/Fedora: dnf install iscsi-initiator-utils)",
+	"multipath":  "multipath-tools (Debian/Ubuntu: apt-get install multipath-tools; RHEL/Fedora: dnf install device-mapper-multipath)",
+	"multipathd": "multipath-tools (Debian/Ubuntu: apt-get install multipath-tools; RHEL/Fedora: dnf install device-mapper-multipath)",
+}
+
+// optional says why a backend's program is needed only by some volumes.
+var optional = map[string]string{
+	"multipath":  "needed only for volumes with several portals (multipath)",
+	"multipathd": "needed only for volumes with several portals (multipath)",
+}
+
+func fixFor(tool, pkg string) string {
+	if d, ok := packageOf[tool]; ok {
+		return "install " + d
 	}
+	if pkg != "" {
+		return fmt.Sprintf("install %s (apt-get install %s / dnf install %s)", pkg, pkg, pkg)
+	}
+	return fixUtilLinux
+}
+
+// tools is every program the driver may run, from the one place each is
+// known: the backends' own lists (Options.Tools), the lifecycle's
+// (volume.Tools) and the filesystem table, whose default filesystem's
+// tools are required and the others' needed only by volumes that ask.
+func tools(o Options, nsenterNeeded bool, defaultFS string) []tool {
+	var out []tool
+	for _, b := range o.Backends {
+		for _, t := range o.Tools[b] {
+			why, opt := optional[t]
+			out = append(out, tool{t, b, !opt, why, fixFor(t, "")})
+		}
+	}
+	for _, t := range volume.Tools() {
+		out = append(out, tool{t, ScopeAll, true, "", fixUtilLinux})
+	}
+	seen := map[string]int{}
+	for _, fs := range filesystem.All() {
+		for _, t := range fs.Tools() {
+			i, ok := seen[t]
+			if !ok {
+				seen[t] = len(out)
+				out = append(out, tool{t, ScopeAll, false, "needed only for volumes with fsType " + fs.Name, fixFor(t, fs.Package)})
+				i = len(out) - 1
+			} else {
+				out[i].why += " or " + fs.Name
+			}
+			if fs.Name == defaultFS {
+				out[i].required, out[i].why = true, ""
+			}
+		}
+	}
+	return append(out, tool{"nsenter", ScopeAll, nsenterNeeded, "needed only with nsenter: true (kubelet in a container)", fixUtilLinux})
 }
 
 // Run performs every check.
@@ -118,6 +162,12 @@ func Run(o Options) *Report {
 	}
 	if len(o.Backends) == 0 {
 		o.Backends = []string{"rbd", "iscsi"}
+	}
+	if o.Tools == nil {
+		o.Tools = map[string][]string{}
+		for _, b := range backends.List() {
+			o.Tools[b.Name()] = b.Tools()
+		}
 	}
 	r := &Report{Root: o.Root, Backends: map[string]Verdict{}}
 	at := func(p string) string { return filepath.Join(o.Root, p) }
@@ -139,7 +189,7 @@ func Run(o Options) *Report {
 		}
 	}
 	configs := map[string]*config.Config{}
-	logFile, stateDir, nsenter := o.LogFile, o.StateDir, false
+	logFile, stateDir, nsenter, defaultFS := o.LogFile, o.StateDir, false, config.DefaultFSType
 	for _, b := range o.Backends {
 		p := filepath.Join(installer.DriverDir(at(r.PluginDir), b), config.FileName)
 		if _, err := os.Stat(p); err != nil {
@@ -159,6 +209,9 @@ func Run(o Options) *Report {
 			stateDir = c.StateDir
 		}
 		nsenter = nsenter || c.Nsenter
+		if c.DefaultFSType != "" {
+			defaultFS = c.DefaultFSType
+		}
 	}
 	if logFile == "" {
 		logFile = config.DefaultLogFile
@@ -167,7 +220,7 @@ func Run(o Options) *Report {
 		stateDir = config.DefaultStateDir
 	}
 
-	for _, t := range tools(nsenter) {
+	for _, t := range tools(o, nsenter, defaultFS) {
 		r.add(checkTool(o.Root, t))
 	}
 	release := o.Release

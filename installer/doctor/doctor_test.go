@@ -34,7 +34,8 @@ func healthyRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
 	for _, p := range []string{"usr/bin/rbd", "usr/sbin/iscsiadm", "usr/sbin/blkid", "sbin/mke2fs", "usr/sbin/fsck",
-		"usr/bin/mount", "usr/bin/umount", "usr/bin/nsenter", "usr/sbin/mkfs.xfs", "usr/sbin/xfs_growfs", "sbin/resize2fs"} {
+		"usr/bin/mount", "usr/bin/umount", "usr/bin/nsenter", "usr/sbin/mkfs.xfs", "usr/sbin/xfs_growfs", "sbin/resize2fs",
+		"sbin/mkfs.ext3", "usr/bin/btrfs", "usr/sbin/mkfs.btrfs", "usr/sbin/blockdev", "usr/sbin/multipath", "usr/sbin/multipathd"} {
 		write(t, filepath.Join(root, p), "#!/bin/sh\n", 0o755)
 	}
 	// Symlinks are followed inside the root, absolute and relative.
