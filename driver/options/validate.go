@@ -88,31 +88,6 @@ func validDNSName(h string) bool {
 	return true
 }
 
-// Size parses a size: bytes, or a number with K, M, G, T (binary) suffix,
-// optionally followed by "i" or "B" ("10Gi", "512M", "1T").
-func Size(field, v string) (int64, error) {
-	fix := `write a size such as "10Gi", "512Mi" or "1073741824"`
-	s := strings.TrimSuffix(strings.TrimSuffix(v, "B"), "i")
-	mult := int64(1)
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'K', 'k':
-			mult, s = 1<<10, s[:n-1]
-		case 'M', 'm':
-			mult, s = 1<<20, s[:n-1]
-		case 'G', 'g':
-			mult, s = 1<<30, s[:n-1]
-		case 'T', 't':
-			mult, s = 1<<40, s[:n-1]
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, Errorf(field, fix, "is %q, not a size", printable(v))
-	}
-	return n * mult, nil
-}
-
 // Bool parses "true"/"false" with a default for "".
 func Bool(o Options, field string, def bool) (bool, error) {
 	v, ok := o[field]

@@ -82,8 +82,8 @@ func cases(backend string, root string) []kase {
 	keys = append(keys, sortedKeys(base)...)
 	for _, k := range keys {
 		for i, v := range hostileValues {
-			if k == "mkfsOptions" && (v == "-rf" || v == "--help") || legit[k+"="+v] {
-				continue // valid there; mkfs flags are checked below
+			if legit[k+"="+v] {
+				continue // valid there
 			}
 			out = append(out, kase{fmt.Sprintf("%s=hostile%d", k, i), []string{"mount", pod, with(k, v)}, k})
 		}
@@ -98,6 +98,7 @@ func cases(backend string, root string) []kase {
 		kase{"mount comma smuggle", []string{"mount", pod, with("mountOptions", "noatime,remount")}, "mountOptions"},
 		kase{"unknown key", []string{"mount", pod, with("surprise", "x")}, "surprise"},
 	)
+	out = append(out, fsOptionCases(backend, pod, base)...)
 	for i, j := range []string{"", "{", "[]", "null", "1", `"s"`, `{} {}`, `{"a":"b"}x`, "\x00", strings.Repeat("{", 10000)} {
 		out = append(out, kase{fmt.Sprintf("malformed-json-%d", i), []string{"mount", pod, j}, "JSON"})
 	}
