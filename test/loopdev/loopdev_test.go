@@ -207,7 +207,7 @@ func TestRefusalsLeaveDeviceUnchanged(t *testing.T) {
 		{"read-only blank", func(*testing.T, string) {},
 			[]string{"kubernetes.io/readwrite", "ro"}, []string{"read-only", "never formats"}},
 		{"swap signature", func(t *testing.T, dev string) { run(t, "mkswap", dev) },
-			nil, []string{"holds swap"}},
+			nil, []string{"holds a swap signature"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
