@@ -116,7 +116,7 @@ var extMount = mountSet(merge(commonMount, map[string]value{
 	"delalloc": bare, "nodelalloc": bare, "dioread_nolock": bare, "dioread_lock": bare,
 	"max_batch_time": num(0, 1<<20), "min_batch_time": num(0, 1<<20), "stripe": num(0, 1<<30),
 	"inode_readahead_blks": num(0, 1<<30), "init_itable": orBare(num(0, 1000)), "noinit_itable": bare,
-	"block_validity": bare, "noblock_validity": bare, "user_xattr": bare, "acl": bare, "noacl": bare,
+	"block_validity": bare, "noblock_validity": bare, "user_xattr": bare, "acl": bare,
 	"usrquota": bare, "grpquota": bare, "prjquota": bare, "quota": bare, "noquota": bare,
 	"journal_ioprio": num(0, 7), "nombcache": bare, "i_version": bare,
 }))
