@@ -52,8 +52,10 @@ type region struct{ off, len int64 }
 // read is not zero, or the read error.
 //
 // It reads with O_DIRECT: what is on the device, not what a page cache
-// kept, and no page cache filled and dropped for a thousand small reads
-// (measured twice as fast on a loop device). Where O_DIRECT is refused
+// kept, and no page cache filled and dropped (the kernel drops a block
+// device's cache at its last close): on a sparse loop device the whole
+// probe of 1 TiB measured faster than the buffered read of its two ends
+// alone, the check this probe replaced. Where O_DIRECT is refused
 // (tmpfs, a misaligned size), it reads through the cache instead.
 func CheckZeros(dev string) error {
 	err := checkZeros(dev, unix.O_DIRECT)
