@@ -56,7 +56,7 @@ func (f *Formatter) Prepare(ctx context.Context, dev, fsType string, readOnly bo
 			return false, f.prepareExisting(ctx, p, dev, fsType, readOnly)
 		}
 		if readOnly {
-			return false, errkind.Errorf(errkind.NotBlank, "device %s is blank and the volume is read-only: flexblock never formats a read-only volume; mount it read-write once to format it", dev)
+			return false, errkind.Errorf(errkind.Mismatch, "device %s is blank and the volume is read-only: flexblock never formats a read-only volume; mount it read-write once to format it", dev)
 		}
 		// blkid also says "blank" when it cannot read, and when it does
 		// not recognise what is there: only a probe followed by a good

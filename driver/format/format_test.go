@@ -185,6 +185,11 @@ func TestRefusalHintsAndKinds(t *testing.T) {
 	}
 	s = &runner.Script{Strict: true}
 	s.On("blkid", "", 2)
+	if _, err := formatter(s, true).Prepare(context.Background(), dev, "ext4", true, nil); !errors.Is(err, errkind.Mismatch) {
+		t.Errorf("blank read-only device: %v, want Mismatch (a read-only volume needs a filesystem)", err)
+	}
+	s = &runner.Script{Strict: true}
+	s.On("blkid", "", 2)
 	if _, err := formatter(s, false).Prepare(context.Background(), dev, "ext4", false, nil); !errors.Is(err, errkind.NotBlank) {
 		t.Errorf("unreadable blank device: %v, want NotBlank", err)
 	}
