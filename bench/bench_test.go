@@ -8,12 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
-
-	"github.com/flexblock/flexblock/bench/internal/fastmountinfo"
 	fb "github.com/flexblock/flexblock/bench/internal/flexbench"
-	"github.com/flexblock/flexblock/driver/mount"
 )
 
 // TestMain moves a benchmark run into a private mount namespace (mounts
@@ -168,112 +163,13 @@ func BenchmarkRefcount(b *testing.B) {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			e := setup(b)
 			b.ResetTimer()
-			rows, err := fb.Refcount(e, scratch(b, e), fb.RefcountOpts{Counts: []int{n}, N: b.N, MicroN: 5})
+			rows, err := fb.Refcount(e, scratch(b, e), fb.RefcountOpts{Counts: []int{n}, N: b.N})
 			if err != nil {
 				b.Fatal(err)
 			}
 			noNsOp(b)
 			report(b, rows[0].Unmount, "unmount")
 			report(b, rows[0].Mount, "mount")
-		})
-	}
-}
-
-// BenchmarkMountinfo: the in-process ways to ask whether a path is mounted
-// and what it is a bind of, with n unrelated mounts and the asked-for
-// mount last (benchmark 4's detail): through the mount table (the
-// mountinfo library, which the driver falls back to; the byte pre-filter
-// prototype; the bare read) and through statx (what the driver does).
-func BenchmarkMountinfo(b *testing.B) {
-	counts := []int{100, 10000}
-	if testing.Short() {
-		counts = []int{100, 1000}
-	}
-	for _, n := range counts {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			e := setup(b)
-			dir := scratch(b, e)
-			un, err := fb.NewUnrelated(filepath.Join(dir, "unrelated"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer un.Close()
-			if err := un.Grow(n); err != nil {
-				b.Fatal(err)
-			}
-			target := filepath.Join(dir, "target")
-			if err := os.Mkdir(target, 0o755); err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Mount("flexbench-target", target, "tmpfs", 0, ""); err != nil {
-				b.Fatal(err)
-			}
-			defer unix.Unmount(target, unix.MNT_DETACH)
-			ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(target))
-			if err != nil || len(ms) != 1 {
-				b.Fatalf("target not found: %v", err)
-			}
-			m := ms[0]
-			b.Run("library-lookup", func(b *testing.B) {
-				for b.Loop() {
-					_, _ = mountinfo.GetMounts(mountinfo.SingleEntryFilter(target))
-				}
-			})
-			b.Run("library-users", func(b *testing.B) {
-				for b.Loop() {
-					_, _ = mountinfo.GetMounts(func(i *mountinfo.Info) (bool, bool) {
-						return !(i.Major == m.Major && i.Minor == m.Minor && i.Root == m.Root) || i.Mountpoint == m.Mountpoint, false
-					})
-				}
-			})
-			b.Run("prototype-lookup", func(b *testing.B) {
-				for b.Loop() {
-					f, done, err := fastmountinfo.Open()
-					if err != nil {
-						b.Fatal(err)
-					}
-					_, _ = fastmountinfo.Lookup(f, target)
-					done()
-				}
-			})
-			b.Run("read-only", func(b *testing.B) {
-				buf := make([]byte, 64<<10)
-				for b.Loop() {
-					f, done, err := fastmountinfo.Open()
-					if err != nil {
-						b.Fatal(err)
-					}
-					for {
-						if n, err := f.Read(buf); n == 0 || err != nil {
-							break
-						}
-					}
-					done()
-				}
-			})
-			bind := filepath.Join(dir, "bind")
-			if err := os.Mkdir(bind, 0o755); err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.Mount(target, bind, "", unix.MS_BIND, ""); err != nil {
-				b.Fatal(err)
-			}
-			defer unix.Unmount(bind, unix.MNT_DETACH)
-			drv := &mount.Tools{}
-			b.Run("driver-mounted", func(b *testing.B) {
-				for b.Loop() {
-					if ok, err := drv.Mounted(bind); err != nil || !ok {
-						b.Fatal(ok, err)
-					}
-				}
-			})
-			b.Run("driver-same", func(b *testing.B) {
-				for b.Loop() {
-					if ok, err := drv.Same(target, bind); err != nil || !ok {
-						b.Fatal(ok, err)
-					}
-				}
-			})
 		})
 	}
 }

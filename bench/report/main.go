@@ -4,9 +4,9 @@
 // driver, the plain mkfs sequence), the ratio, the goal of issue #8 it
 // answers, the machine, and the command that reproduces it.
 //
-//	go run ./bench/report                  # everything, writes BENCHMARKS.md
-//	go run ./bench/report -quick -o -      # a few iterations each, to stdout
-//	go run ./bench/report -only 'init|refcount' -o /tmp/part.md
+//	go -C bench run ./report                  # everything, writes BENCHMARKS.md
+//	go -C bench run ./report -quick -o -      # a few iterations each, to stdout
+//	go -C bench run ./report -only 'init|refcount' -o /tmp/part.md
 //
 // It needs root (loop devices, mounts) and re-executes itself in a private
 // mount namespace (unshare -m): every mount it makes disappears with it.
@@ -15,7 +15,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	fb "github.com/flexblock/flexblock/bench/internal/flexbench"
+	"github.com/flexblock/flexblock/testkit"
 )
 
 type config struct {
@@ -34,7 +34,7 @@ type config struct {
 	fsTypes              []string
 	firstReps, tmpfsReps func(int64) (int, int)
 	refCounts            []int
-	refN, microN         int
+	refN                 int
 	volumes, pods, round int
 	layoutReps           int
 	floorN               int // host exec floors for the TCG factor, when section init does not run
@@ -52,7 +52,7 @@ func full() config {
 			}
 			return 5, 5
 		},
-		refCounts: []int{100, 10000}, refN: 20, microN: 400,
+		refCounts: []int{100, 10000}, refN: 20,
 		volumes: 64, pods: 8, round: 5,
 		layoutReps: 5, floorN: 30,
 	}
@@ -64,7 +64,7 @@ func quick() config {
 		sizes: []int64{fb.GiB}, fsTypes: []string{"ext4", "xfs"},
 		firstReps:  func(int64) (int, int) { return 1, 1 },
 		tmpfsSizes: []int64{fb.GiB}, tmpfsReps: func(int64) (int, int) { return 1, 1 },
-		refCounts: []int{100, 1000}, refN: 2, microN: 20,
+		refCounts: []int{100, 1000}, refN: 2,
 		volumes: 8, pods: 4, round: 1,
 		layoutReps: 1, floorN: 5,
 	}
@@ -75,11 +75,54 @@ const (
 	tmpfsStorage = "tmpfs"
 )
 
-var sections = []string{"init", "noop", "real", "first", "refcount", "concurrency"}
+// section is one benchmark the report can run (-only selects by name).
+type section struct {
+	name string
+	run  func(r *report, dir string) error
+}
 
-func main() {
-	out := flag.String("o", filepath.Join(fb.RepoRoot(), "BENCHMARKS.md"), "where to write the report (- for stdout)")
-	only := flag.String("only", "", "run only the sections matching this regexp ("+strings.Join(sections, ", ")+")")
+// sections are the report's benchmarks, in the order they run.
+var sections = []section{
+	{"init", func(r *report, dir string) (err error) { r.init, err = fb.Init(r.env, dir, r.cfg.initN); return err }},
+	{"noop", func(r *report, dir string) (err error) {
+		r.noop, err = fb.NoopCycle(r.env, dir, r.cfg.noopN)
+		return err
+	}},
+	{"real", func(r *report, dir string) (err error) {
+		r.real, err = fb.RealCycle(r.env, dir, r.cfg.realN)
+		return err
+	}},
+	{"first", (*report).runFirst},
+	{"refcount", func(r *report, dir string) (err error) {
+		r.refcount, err = fb.Refcount(r.env, dir, fb.RefcountOpts{Counts: r.cfg.refCounts, N: r.cfg.refN, Progress: progress})
+		return err
+	}},
+	{"concurrency", func(r *report, dir string) (err error) {
+		r.conc, err = fb.Concurrency(r.env, dir, dir, r.cfg.volumes, r.cfg.pods, r.cfg.round, progress)
+		return err
+	}},
+}
+
+func sectionNames() []string {
+	var out []string
+	for _, s := range sections {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+// options are the command line's.
+type options struct {
+	out  string
+	only *regexp.Regexp
+	cfg  config
+	vm   bool
+	vmO  fb.VMOpts
+}
+
+func parseFlags() options {
+	out := flag.String("o", filepath.Join(testkit.Root(), "BENCHMARKS.md"), "where to write the report (- for stdout)")
+	only := flag.String("only", "", "run only the sections matching this regexp ("+strings.Join(sectionNames(), ", ")+")")
 	q := flag.Bool("quick", false, "a few iterations of each (CI smoke run: proves they run, figures mean nothing)")
 	flag.IntVar(&fb.Nice, "nice", fb.Nice, "nice value for the whole run (0: leave it)")
 	vm := flag.Bool("vm", false, "also run benchmark 3 in the real-kernel VM (scripts/vm: RBD and iSCSI; several minutes)")
@@ -87,18 +130,22 @@ func main() {
 	vmFloorN := flag.Int("vm-floor-n", 30, "runs of each exec floor program in the VM (the TCG slowdown factor)")
 	vmFormat := flag.String("vm-format-size", "50G", "size of the blank RBD images of the plain-vs-flexblock format comparison in the VM (empty: skip it)")
 	flag.Parse()
+	sel, err := regexp.Compile(*only)
+	if err != nil {
+		fatal(fmt.Errorf("-only: %w", err))
+	}
+	o := options{out: *out, only: sel, cfg: full(), vm: *vm, vmO: fb.VMOpts{N: *vmN, FloorN: *vmFloorN, FormatSize: *vmFormat}}
+	if *q {
+		o.cfg = quick()
+	}
+	return o
+}
+
+func main() {
+	o := parseFlags()
 	if err := fb.EnterPrivateMountNS(); err != nil {
 		fatal(err)
 	}
-	cfg := full()
-	if *q {
-		cfg = quick()
-	}
-	sel, err := regexp.Compile(*only)
-	if err != nil {
-		fatal(err)
-	}
-	want := func(s string) bool { return sel.MatchString(s) }
 	work, err := os.MkdirTemp("/var/tmp", "flexbench-")
 	if err != nil {
 		fatal(err)
@@ -109,131 +156,132 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	r := &report{cfg: cfg, env: env, start: time.Now(), args: os.Args[1:]}
-	r.machine = env.Describe()
-	run := func(name string, fn func(dir string) error) {
-		if !want(name) {
-			return
-		}
-		dir := filepath.Join(work, name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			fatal(err)
-		}
-		progress("running " + name)
-		if err := fn(dir); err != nil {
-			r.errors = append(r.errors, fmt.Sprintf("%s: %v", name, err))
-			progress("  FAILED: " + err.Error())
-		}
-		fb.UnmountUnder(dir)
-	}
-	run("init", func(dir string) error {
-		r.init, err = fb.Init(env, dir, cfg.initN)
-		return err
-	})
-	run("noop", func(dir string) error {
-		r.noop, err = fb.NoopCycle(env, dir, cfg.noopN)
-		return err
-	})
-	run("real", func(dir string) error {
-		r.real, err = fb.RealCycle(env, dir, cfg.realN)
-		return err
-	})
-	run("first", func(dir string) error {
-		o := fb.FirstMountOpts{Storage: diskStorage, ImageDir: dir, FSTypes: cfg.fsTypes, Sizes: cfg.sizes, Reps: cfg.firstReps, Progress: progress}
-		r.first, err = fb.FirstMount(env, dir, o)
-		if err != nil {
-			return err
-		}
-		// The same on a tmpfs: no zeroing offload (see writeFirst).
-		tmp := filepath.Join(dir, "tmpfs")
-		if err := os.MkdirAll(tmp, 0o755); err != nil {
-			return err
-		}
-		if err := unix.Mount("flexbench-images", tmp, "tmpfs", 0, "size=4T"); err != nil {
-			return err
-		}
-		defer unix.Unmount(tmp, unix.MNT_DETACH)
-		o.Storage, o.ImageDir, o.Sizes, o.Reps = tmpfsStorage, tmp, cfg.tmpfsSizes, cfg.tmpfsReps
-		rows, err := fb.FirstMount(env, filepath.Join(dir, "t"), o)
-		r.first = append(r.first, rows...)
-		if err != nil {
-			return err
-		}
-		// What the layouts flexblock does not use (yet) would save: mkfs
-		// alone at the smallest and largest sizes, on both storages.
-		variants := layoutVariants(r.first)
-		if len(variants) == 0 {
-			return nil
-		}
-		for _, st := range []struct {
-			storage, dir string
-			sizes        []int64
-		}{{diskStorage, dir, ends(cfg.sizes)}, {tmpfsStorage, tmp, ends(cfg.tmpfsSizes)}} {
-			lo := fb.LayoutOpts{Storage: st.storage, ImageDir: st.dir, Sizes: st.sizes, Variants: variants, Reps: cfg.layoutReps, Progress: progress}
-			rows, err := fb.Layouts(env, filepath.Join(dir, "layout-"+st.storage), lo)
-			r.layouts = append(r.layouts, rows...)
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	run("refcount", func(dir string) error {
-		o := fb.RefcountOpts{Counts: cfg.refCounts, N: cfg.refN, MicroN: cfg.microN, Progress: progress}
-		r.refcount, err = fb.Refcount(env, dir, o)
-		return err
-	})
-	run("concurrency", func(dir string) error {
-		r.conc, err = fb.Concurrency(env, dir, dir, cfg.volumes, cfg.pods, cfg.round, progress)
-		return err
-	})
-	if *vm && want("real") {
-		// The host side of the VM's slowdown factor: benchmark 1a's exec
-		// floors, or the same three measured here when it did not run.
-		r.hostFloor = r.init
-		if r.hostFloor == nil {
-			progress("running the exec floors on the host (the VM's slowdown factor)")
-			dir := filepath.Join(work, "floor")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				fatal(err)
-			}
-			if r.hostFloor, err = fb.ExecFloor(env, dir, cfg.floorN); err != nil {
-				r.errors = append(r.errors, "floor: "+err.Error())
-				progress("  FAILED: " + err.Error())
-			}
-		}
-		progress("running real in the VM (scripts/vm/run.sh)")
-		start := time.Now()
-		r.vm, err = fb.RunVM(env, env.ProdBin, fb.VMOpts{N: *vmN, FloorN: *vmFloorN, FormatSize: *vmFormat}, progress)
-		if r.vm != nil {
-			r.vm.Seconds = time.Since(start).Seconds()
-		}
-		if err != nil {
-			r.errors = append(r.errors, "real (VM): "+err.Error())
-			progress("  FAILED: " + err.Error())
+	r := &report{cfg: o.cfg, env: env, start: time.Now(), args: os.Args[1:], machine: env.Describe()}
+	for _, s := range sections {
+		if o.only.MatchString(s.name) {
+			r.runSection(work, s)
 		}
 	}
-	r.end = time.Now()
-	r.loadEnd = fb.LoadAvg()
-	var w io.Writer = os.Stdout
-	if *out != "-" {
-		f, err := os.Create(*out)
-		if err != nil {
-			fatal(err)
-		}
-		defer f.Close()
-		w = f
+	if o.vm && o.only.MatchString("real") {
+		r.runVM(work, o.vmO)
 	}
-	r.write(w)
-	if *out != "-" {
-		progress("wrote " + *out)
-	}
+	r.end, r.loadEnd = time.Now(), fb.LoadAvg()
+	r.writeTo(o.out)
 	if len(r.errors) > 0 {
 		for _, e := range r.errors {
 			fmt.Fprintln(os.Stderr, "error:", e)
 		}
 		os.Exit(1)
 	}
+}
+
+// runSection runs one benchmark in its own scratch dir; a failure is
+// recorded in the report, and the next section runs.
+func (r *report) runSection(work string, s section) {
+	dir := filepath.Join(work, s.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fatal(err)
+	}
+	progress("running " + s.name)
+	r.check(s.name, s.run(r, dir))
+	fb.UnmountUnder(dir)
+}
+
+// check records err (nil: nothing) as a failure of what.
+func (r *report) check(what string, err error) {
+	if err != nil {
+		r.errors = append(r.errors, fmt.Sprintf("%s: %v", what, err))
+		progress("  FAILED: " + err.Error())
+	}
+}
+
+// runFirst is benchmark 2: on disk, on a tmpfs (no zeroing offload, see
+// writeFirst), then the layouts the driver does not use (yet).
+func (r *report) runFirst(dir string) error {
+	cfg := r.cfg
+	o := fb.FirstMountOpts{Storage: diskStorage, ImageDir: dir, FSTypes: cfg.fsTypes, Sizes: cfg.sizes, Reps: cfg.firstReps, Progress: progress}
+	var err error
+	if r.first, err = fb.FirstMount(r.env, dir, o); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "tmpfs")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("flexbench-images", tmp, "tmpfs", 0, "size=4T"); err != nil {
+		return err
+	}
+	defer unix.Unmount(tmp, unix.MNT_DETACH)
+	o.Storage, o.ImageDir, o.Sizes, o.Reps = tmpfsStorage, tmp, cfg.tmpfsSizes, cfg.tmpfsReps
+	rows, err := fb.FirstMount(r.env, filepath.Join(dir, "t"), o)
+	r.first = append(r.first, rows...)
+	if err != nil {
+		return err
+	}
+	return r.runLayouts(dir, tmp)
+}
+
+// runLayouts measures mkfs alone with the layouts flexblock does not use
+// (yet), at the smallest and largest sizes, on both storages: what they
+// would save.
+func (r *report) runLayouts(diskDir, tmpfsDir string) error {
+	variants := layoutVariants(r.first)
+	if len(variants) == 0 {
+		return nil
+	}
+	for _, st := range []struct {
+		storage, dir string
+		sizes        []int64
+	}{{diskStorage, diskDir, ends(r.cfg.sizes)}, {tmpfsStorage, tmpfsDir, ends(r.cfg.tmpfsSizes)}} {
+		lo := fb.LayoutOpts{Storage: st.storage, ImageDir: st.dir, Sizes: st.sizes, Variants: variants, Reps: r.cfg.layoutReps, Progress: progress}
+		rows, err := fb.Layouts(r.env, filepath.Join(diskDir, "layout-"+st.storage), lo)
+		r.layouts = append(r.layouts, rows...)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runVM is benchmark 3 in the real-kernel VM, with the host side of its
+// slowdown factor: benchmark 1a's exec floors, or the same three measured
+// here when section init did not run.
+func (r *report) runVM(work string, o fb.VMOpts) {
+	r.hostFloor = r.init
+	if r.hostFloor == nil {
+		progress("running the exec floors on the host (the VM's slowdown factor)")
+		dir := filepath.Join(work, "floor")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fatal(err)
+		}
+		var err error
+		r.hostFloor, err = fb.ExecFloor(r.env, dir, r.cfg.floorN)
+		r.check("floor", err)
+	}
+	progress("running real in the VM (scripts/vm/run.sh)")
+	start := time.Now()
+	vm, err := fb.RunVM(r.env, r.env.ProdBin, o, progress)
+	if r.vm = vm; vm != nil {
+		vm.Seconds = time.Since(start).Seconds()
+	}
+	r.check("real (VM)", err)
+}
+
+// writeTo writes the report to path (- for stdout).
+func (r *report) writeTo(path string) {
+	if path == "-" {
+		r.write(os.Stdout)
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fatal(err)
+	}
+	r.write(f)
+	if err := f.Close(); err != nil {
+		fatal(err)
+	}
+	progress("wrote " + path)
 }
 
 // ends is the smallest and the largest of sizes (one size: just it).
@@ -293,6 +341,6 @@ func progress(s string) {
 }
 
 func fatal(err error) {
-	fmt.Fprintln(os.Stderr, "bench/report:", err)
+	fmt.Fprintln(os.Stderr, "report:", err)
 	os.Exit(1)
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 
 	fb "github.com/flexblock/flexblock/bench/internal/flexbench"
@@ -42,26 +40,6 @@ func rest(row *fb.FirstMountRow) []float64 {
 		}
 	}
 	return out
-}
-
-// capSysResource tells whether this process has CAP_SYS_RESOURCE (online
-// ext4 resize needs it), from /proc/self/status.
-func capSysResource() (has, known bool) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false, false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			c, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				return false, false
-			}
-			const capSysResource = 24
-			return c&(1<<capSysResource) != 0, true
-		}
-	}
-	return false, false
 }
 
 // writeLayouts renders the layout comparison.
@@ -232,9 +210,6 @@ func (r *report) writeClose(b *strings.Builder, storage, fs string, small, big *
 			} else {
 				p(" This run's VM could not grow one online (benchmark 3: resize2fs exit %d), so meta_bg is not an option until that is understood.", g.Exit)
 			}
-		}
-		if has, known := capSysResource(); known && !has {
-			p(" The benchmark's host cannot check it: an online ext4 resize needs CAP_SYS_RESOURCE, which this run does not have (`CapEff` of /proc/self/status), so it fails with EPERM here.")
 		}
 		p(" (`-O sparse_super2`, which keeps only two backups, was tried and dropped: the kernel cannot grow it online.)")
 	} else {

@@ -7,13 +7,8 @@ import (
 	"strings"
 
 	fb "github.com/flexblock/flexblock/bench/internal/flexbench"
+	"github.com/flexblock/flexblock/testkit"
 )
-
-// docGenModules are the modules urfave/cli's man/markdown generator
-// brings in; -tags urfave_cli_no_docs leaves them out.
-var docGenModules = []string{"github.com/cpuguy83/go-md2man", "github.com/russross/blackfriday"}
-
-const driverPkgPrefix = "github.com/flexblock/flexblock/"
 
 func (r *report) writeInit(b *strings.Builder) {
 	x := r.init
@@ -22,11 +17,11 @@ func (r *report) writeInit(b *strings.Builder) {
 	}
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	p("## 1a. Per-call overhead: `init`\n\n")
-	p("kubelet runs `init` at every plugin probe. Each candidate ran %d times, interleaved (one of each in turn), after 10 warm-up runs. Floor: exec'ing `/bin/true`; Go's floor: a Go program that prints the same answer and does nothing else (`bench/internal/cmd/gohello`). Baselines: `bench/baseline/example-driver.sh`, once reading the same `flexblock.json` with jq to answer the same capabilities (the same work as flexblock's), once with the examples' fixed `echo` answer.\n\n", fb.Summarize(x.Ours.Wall).N)
+	p("kubelet runs `init` at every plugin probe. Each candidate ran %d times, interleaved (one of each in turn), after 10 warm-up runs. Floor: exec'ing `/bin/true`; Go's floor: a Go program that prints the same answer and does nothing else (`bench/internal/cmd/gohello`). Baseline: `bench/baseline/example-driver.sh` reading the same `flexblock.json` with jq to answer the same capabilities (the same work as flexblock's).\n\n", fb.Summarize(x.Ours.Wall).N)
 	floor := med(x.Floor.Wall)
 	ours := med(x.Ours.Wall)
 	p("| candidate | median ms | p90 ms | min ms | CPU ms (median) | peak RSS (max) | median − floor | candidate / flexblock |\n|---|---|---|---|---|---|---|---|\n")
-	for _, s := range []*fb.Series{x.Floor, x.GoFloor, x.Ours, x.BaselineJQ, x.BaselineEcho} {
+	for _, s := range []*fb.Series{x.Floor, x.GoFloor, x.Ours, x.BaselineJQ} {
 		st := fb.Summarize(s.Wall)
 		rss := mib(fb.Summarize(s.RSS).Max)
 		if s.RSSIsFloor() {
@@ -50,42 +45,11 @@ func (r *report) writeInit(b *strings.Builder) {
 	r.setGoal("init-rss", "", rssFig, yes(rssMax < 12*1024))
 	r.setGoal("init-size", "", fmt.Sprintf("%.2f MiB (%d bytes)", float64(x.ProdSize)/(1<<20), x.ProdSize), "reported")
 	p("- Goal: median within 2 ms of the floor: %s (%+.2f ms). Goal: peak RSS under 12 MiB: %s (%s).\n", yes(d <= 2), d, yes(rssMax < 12*1024), rssFig)
-	p("- The bash+jq baseline doing the same work takes %s the time of flexblock's `init` (median); even its echo-only variant takes %s.\n", ratio(med(x.BaselineJQ.Wall), ours), ratio(med(x.BaselineEcho.Wall), ours))
+	p("- The bash+jq baseline doing the same work takes %s the time of flexblock's `init` (median).\n", ratio(med(x.BaselineJQ.Wall), ours))
 	goFloor := med(x.GoFloor.Wall)
 	p("- Where flexblock's %+.2f ms over the floor go: starting any Go program costs %+.2f ms here (Go's floor: the runtime's start, the page faults of a static binary); the other %+.2f ms are flexblock's own: a bigger binary to fault in, the package initialisation of everything it links, and the call itself (reading `flexblock.json`, the answer).", d, goFloor-floor, ours-goFloor)
-	if t := x.Trace; t != nil {
-		var driverMs float64
-		var driverPkgs int
-		for _, pk := range t.Top {
-			if strings.HasPrefix(pk.Pkg, driverPkgPrefix) {
-				driverMs += pk.Ms
-				driverPkgs++
-			}
-		}
-		p(" `GODEBUG=inittrace=1` (%d runs of `init`, medians): %d packages run an init, %s ms of clock time in all, the last ending %s ms after the runtime's start; flexblock's own %d packages take %s ms of it.", t.Runs, t.Packages, ms(t.TotalMs), ms(t.EndMs), driverPkgs, ms(driverMs))
-		var top []string
-		for _, pk := range t.Top[:min(5, len(t.Top))] {
-			top = append(top, fmt.Sprintf("`%s` %s ms", pk.Pkg, ms(pk.Ms)))
-		}
-		p(" The costliest: %s.", strings.Join(top, ", "))
-	}
 	p("\n")
-	p("- What the driver does to keep `init` small: the package-level regexps of `driver/...` compile on first use (`driver/internal/lazyre`), so a call that validates nothing (init) compiles none; and the production build uses `-tags %s`, which leaves urfave/cli's man/markdown generator, and the package init of its dependencies, out of the binary.", fb.ProdTags)
-	if len(x.Modules) > 0 {
-		var linked []string
-		for _, mod := range x.Modules {
-			for _, dg := range docGenModules {
-				if strings.HasPrefix(mod, dg) {
-					linked = append(linked, mod)
-				}
-			}
-		}
-		if len(linked) == 0 {
-			p(" Checked on this run's binary (`go version -m`): it links %d modules, neither `go-md2man` nor `blackfriday` among them.", len(x.Modules))
-		} else {
-			p(" **But this run's binary links %s** (`go version -m`): the doc generator is in.", strings.Join(linked, ", "))
-		}
-	}
+	p("- What the driver does to keep `init` small: the package-level regexps of `driver/...` compile on first use (`driver/internal/lazyre`), so a call that validates nothing (init) compiles none; and the production build uses `-tags %s`, which leaves urfave/cli's man/markdown generator, and the package init of its dependencies, out of the binary.", testkit.ProdTags)
 	p("\n- Reproduce: %s.\n\n", r.cmd("init", "BenchmarkInit"))
 }
 
@@ -136,7 +100,7 @@ func (r *report) cycleTable(b *strings.Builder, x *fb.CycleResult) {
 func (r *report) writeReal(b *strings.Builder) {
 	x := r.real
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	if x == nil && len(r.first) == 0 && r.vm == nil {
+	if x == nil && r.vm == nil {
 		return
 	}
 	p("## 3. Driver overhead on a real mount\n\n")
@@ -154,24 +118,9 @@ func (r *report) writeReal(b *strings.Builder) {
 		r.setGoal("overhead-host", "", "medians: "+strings.Join(figs, "; "), yes(met))
 		p("- Goal: under 20 ms added: %s (wall − tools, medians: %s).\n\n", yes(met), strings.Join(figs, "; "))
 	}
-	if len(r.first) > 0 {
-		var firstFigs []string
-		p("### First mount (format path), from benchmark 2 (images on disk)\n\n| fs | size | wall median ms | in tools | wall − tools median / p90 | in-process only |\n|---|---|---|---|---|---|\n")
-		for _, row := range r.first {
-			if row.Storage != diskStorage {
-				continue
-			}
-			o := own(row.Ours)
-			p("| %s | %s | %s | %s | %s / %s | %s |\n", row.FS, fb.SizeName(row.Size), ms(med(row.Ours.Wall)), ms(med(row.Ours.ToolMs)), ms(med(o)), ms(p90(o)), ms(med(row.Ours.OwnMs)))
-			if row.Size == fb.GiB {
-				firstFigs = append(firstFigs, fmt.Sprintf("%s %s ms", row.FS, ms(med(o))))
-			}
-		}
-		p("\nA first mount does more of its own than a later one: it reads the first and last MiB of the device before formatting it (the read check that keeps an unreadable device from looking blank), writes the state record twice, and creates the global mount's directory; so the goal is judged on the usual mount and unmount above, and the first mount is shown for what it is (1 GiB medians: %s).\n\n", strings.Join(firstFigs, ", "))
-	}
 	r.writeVM(b)
 	p("- Waits: the driver has no fixed sleep on these paths. Its waits end as soon as their condition holds: polling the volume lock while another call holds it (benchmark 5 shows it under contention), and in the RBD and iSCSI backends fencing while another client watches the image, the device's appearance and the kernel's size after a resize; a device whose read check fails is re-probed after a short backoff, a bounded number of times, before the driver refuses to format it.\n")
-	p("- Reproduce: %s; the VM: `go run ./bench/report -only real -vm -o -`.\n\n", r.cmd("real", "BenchmarkRealCycle"))
+	p("- Reproduce: %s; the VM: `go -C bench run ./report -only real -vm -o -`.\n\n", r.cmd("real", "BenchmarkRealCycle"))
 }
 
 func (r *report) vmErr() string {
@@ -183,48 +132,15 @@ func (r *report) vmErr() string {
 	return ""
 }
 
-// mkfsFlags explains the options the driver passes to mkfs, as found in
-// the command it ran (the explanation is printed only for what is there).
-func mkfsFlags(argv []string) []string {
-	var out []string
-	has := func(w string) bool { return hasWord(argv, w) }
-	for i, a := range argv {
-		if a == "-G" && i+1 < len(argv) {
-			out = append(out, fmt.Sprintf("`-G %s`: the bitmaps and inode tables of %s block groups packed together (flex_bg) instead of mke2fs's default 16, so fewer, larger metadata writes", argv[i+1], argv[i+1]))
-		}
-	}
-	if has("sparse_super2") {
-		out = append(out, "`-O sparse_super2`: at most two backup superblocks and group descriptor tables (in group 1 and the last group), instead of one in every group numbered 1 or a power of 3, 5 or 7")
-	}
-	if has("nodiscard") {
-		out = append(out, "`nodiscard`: no discard of the whole device first (on Ceph RBD, a delete for each 4 MiB object of the image)")
-	}
-	if has("lazy_itable_init=1") {
-		out = append(out, "`lazy_itable_init=1`: the inode tables are zeroed after the mount by the kernel's `ext4lazyinit` thread, throttled, in the background")
-	}
-	if has("lazy_journal_init=1") {
-		out = append(out, "`lazy_journal_init=1`: the journal is not zeroed at format time")
-	}
-	if len(argv) > 0 && argv[0] == "mkfs.xfs" && has("-K") {
-		out = append(out, "`-K`: no discard of the whole device")
-	}
-	if has("-m0") {
-		out = append(out, "`-m0`: no blocks reserved for root on a data volume")
-	}
-	return out
-}
-
 func (r *report) writeFirst(b *strings.Builder) {
 	if len(r.first) == 0 {
 		return
 	}
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	argv := map[string][]string{}
 	var cmds []string
 	for _, fs := range r.cfg.fsTypes {
 		for _, row := range r.first {
 			if row.FS == fs && len(row.OursMkfsArgv) > 0 {
-				argv[fs] = row.OursMkfsArgv
 				cmds = append(cmds, "`"+shellWords(row.OursMkfsArgv)+"`")
 				break
 			}
@@ -274,62 +190,10 @@ func (r *report) writeFirst(b *strings.Builder) {
 	if !sizes[fb.TiB] {
 		p("- This run did not format 1 TiB, so the goals of benchmark 2 are not judged here (a full run formats 1 GiB, 100 GiB and 1 TiB).\n")
 	}
-	p("\nWhat the figures say:\n\n")
-	p("- **What the driver's format does.** flexblock formats only a device that blkid finds blank and whose first and last MiB read back, and it skips what makes formatting slow on thin storage. From the command it ran:\n")
-	for _, fs := range r.cfg.fsTypes {
-		for _, e := range mkfsFlags(argv[fs]) {
-			p("  - %s: %s.\n", fs, e)
-		}
-	}
-	if hasWord(argv["ext4"], "sparse_super2") {
-		p("  - ext4 with `sparse_super2` cannot be grown while mounted: the kernel refuses an online resize of it (`resize2fs`: \"kernel does not support online resize with sparse_super2\").\n")
-	}
-	// What is still proportional to the size: the smallest and largest disk rows.
-	var ss []int64
-	for s := range sizes {
-		ss = append(ss, s)
-	}
-	sort.Slice(ss, func(i, j int) bool { return ss[i] < ss[j] })
-	if len(ss) > 1 {
-		lo, hi := ss[0], ss[len(ss)-1]
-		var parts []string
-		for _, fs := range r.cfg.fsTypes {
-			a, z := rows[key{diskStorage, fs, lo}], rows[key{diskStorage, fs, hi}]
-			if a == nil || z == nil {
-				continue
-			}
-			parts = append(parts, fmt.Sprintf("%s: mkfs %s → %s ms (%.2f×), allocated %s → %s, the whole first mount %s → %s ms", fs,
-				ms(med(a.OursMkfs)), ms(med(z.OursMkfs)), med(z.OursMkfs)/med(a.OursMkfs),
-				bytesName(med(a.OursAlloc)), bytesName(med(z.OursAlloc)), ms(med(a.Ours.Wall)), ms(med(z.Ours.Wall))))
-		}
-		if len(parts) > 0 {
-			p("- **What still grows with the size**, on disk from %s to %s: %s. That is the metadata the format writes (group descriptors and their backups for ext4; allocation group headers and the log for xfs) and, for the first mount, the kernel's mount of a filesystem with more groups.\n", fb.SizeName(lo), fb.SizeName(hi), strings.Join(parts, "; "))
-		}
-	}
-	big := rows[key{diskStorage, "ext4", ss[len(ss)-1]}]
-	p("- **Plain is not slow on this test bed, by construction.** What makes the plain invocation slow on real thin storage is the discard of the whole device and the zeroing of the journal (ext4) or log (xfs). A loop device over a sparse file on disk does both as metadata operations")
-	if big != nil {
-		p(" (see *allocated*: the plain ext4 format at %s leaves %s allocated, in unwritten extents, without writing it)", fb.SizeName(big.Size), bytesName(med(big.PlainAlloc)))
-	}
-	p(", so the disk rows understate what flexblock saves; the tmpfs rows show the zeroing half of the cost. The discard half needs real thin storage (Ceph RBD in the VM), which this benchmark does not format at 1 TiB")
-	if s := r.rbdFormatSummary(); s != "" {
-		p("; at a smaller size it does: %s", s)
-	}
-	p(".\n\n")
+	p("\n")
 	r.writeLayouts(b)
 	r.writeWhyMissed(b)
 	p("- Reproduce: %s.\n\n", r.cmd("first", "BenchmarkFirstMount"))
-}
-
-func hasWord(argv []string, w string) bool {
-	for _, a := range argv {
-		for _, part := range strings.Split(a, ",") {
-			if part == w {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func bytesName(b float64) string {
@@ -340,15 +204,6 @@ func bytesName(b float64) string {
 		return fmt.Sprintf("%.0f MiB", b/float64(fb.MiB))
 	}
 	return fmt.Sprintf("%.0f KiB", b/1024)
-}
-
-func microOf(row *fb.RefcountRow, key string) (fb.Stats, bool) {
-	for _, m := range row.Micro {
-		if m.Key == key {
-			return m.Us, true
-		}
-	}
-	return fb.Stats{}, false
 }
 
 func (r *report) writeRefcount(b *strings.Builder) {
@@ -372,13 +227,6 @@ func (r *report) writeRefcount(b *strings.Builder) {
 	// Rounded to the 0.1 ms shown: no "-0.0".
 	added, addedOwn, addedTools, addedMount = round1(added), round1(addedOwn), round1(addedTools), round1(addedMount)
 	p("\nAdded by %d unrelated mounts against %d: **%+.1f ms** per unmount (median), of which %+.1f ms in the driver itself and %+.1f ms in the tools; %+.1f ms per mount.\n\n", last.Unrelated, first.Unrelated, added, addedOwn, addedTools, addedMount)
-	if first.Traced {
-		p("Reads of the mount table per call (strace, %d mounts): the driver opens mountinfo %d times in a mount and %d times in an unmount; its tools %d and %d times.", first.Unrelated, first.MountReads, first.UnmountReads, first.MountToolReads, first.UnmountToolReads)
-		if first.MountReads == 0 && first.UnmountReads == 0 {
-			p(" What grows with the table is the tools' share.")
-		}
-		p("\n\n")
-	}
 	fig := fmt.Sprintf("%+.1f ms at %d vs %d mounts (driver %+.1f, tools %+.1f)", added, last.Unrelated, first.Unrelated, addedOwn, addedTools)
 	if first.Unrelated <= 100 && last.Unrelated >= 10000 {
 		r.setGoal("refcount", "", fig, yes(added < 20))
@@ -386,40 +234,7 @@ func (r *report) writeRefcount(b *strings.Builder) {
 	} else {
 		r.setGoal("refcount", "", fig, notJudged(fmt.Sprintf("this run went to %d mounts, the goal is at 10,000", last.Unrelated)))
 	}
-	if len(first.Micro) > 0 {
-		p("In-process cost of one answer (µs per call, median; the volume mounted, its lines last in the table). The table-based ways are what the driver falls back to and what it would cost to filter the table instead:\n\n| way |")
-		for _, row := range rows {
-			p(" %d mounts |", row.TableLines)
-		}
-		p("\n|---|")
-		for range rows {
-			p("---|")
-		}
-		p("\n")
-		for i, mr := range first.Micro {
-			p("| %s |", mr.Name)
-			for _, row := range rows {
-				if i < len(row.Micro) {
-					p(" %s |", us(row.Micro[i].Us.Median))
-				} else {
-					p(" |")
-				}
-			}
-			p("\n")
-		}
-		read, ok1 := microOf(last, fb.MicroReadOnly)
-		lib, ok2 := microOf(last, fb.MicroLibLookup)
-		proto, ok3 := microOf(last, fb.MicroProtoLookup)
-		mounted, ok4 := microOf(last, fb.MicroDriverMounted)
-		same, ok5 := microOf(last, fb.MicroDriverSame)
-		mounted0, ok6 := microOf(first, fb.MicroDriverMounted)
-		same0, ok7 := microOf(first, fb.MicroDriverSame)
-		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 {
-			p("\n- At %d mounts, one read of the table without parsing costs %s µs (the kernel generating it); the library's Lookup, which parses every line into an `Info` before its filter sees it, %s µs; the byte pre-filter prototype (`bench/internal/fastmountinfo`: compare one raw field, parse only the matches) %s µs. Every table read, filtered or not, includes the kernel's generation of the whole table, which grows with it; a filter only saves parsing. The driver's statx answers cost %s µs (`Mounted`) and %s µs (`Same`) here, against %s and %s µs at %d mounts.\n",
-				last.TableLines, us(read.Median), us(lib.Median), us(proto.Median), us(mounted.Median), us(same.Median), us(mounted0.Median), us(same0.Median), first.TableLines)
-		}
-	}
-	p("- Reproduce: %s.\n\n", r.cmd("refcount", "BenchmarkRefcount|BenchmarkMountinfo"))
+	p("- Reproduce: %s.\n\n", r.cmd("refcount", "BenchmarkRefcount"))
 }
 
 func (r *report) writeConcurrency(b *strings.Builder) {

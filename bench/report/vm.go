@@ -74,7 +74,7 @@ func (r *report) writeVM(b *strings.Builder) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	x := r.vm
 	if x == nil || len(x.Calls) == 0 {
-		p("### In the VM (RBD and iSCSI): not run\n\n`go run ./bench/report -only real -vm` boots the real-kernel VM (`scripts/vm/run.sh`, Ceph + iSCSI target) and runs `bench/vm/scenarios/90-overhead.sh` through `scripts/e2e/run-all.sh`: N mount+unmount cycles per backend, each call split from the driver log the same way.")
+		p("### In the VM (RBD and iSCSI): not run\n\n`go -C bench run ./report -only real -vm` boots the real-kernel VM (`scripts/vm/run.sh`, Ceph + iSCSI target) and runs `bench/vm/scenarios/90-overhead.sh` through `scripts/e2e/run-all.sh`: N mount+unmount cycles per backend, each call split from the driver log the same way.")
 		if x != nil || r.vmErr() != "" {
 			p(" This run tried and failed: %s.", r.vmErr())
 			r.setGoal("overhead-vm", "", "the VM run failed: "+r.vmErr(), yes(false))

@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/flexblock/flexblock/bench/internal/spawnwire"
 	"io"
 	"os/exec"
 	"time"
 )
 
-// Sample is one measured process run.
-type Sample struct {
+// sample is one measured process run.
+type sample struct {
 	Wall      time.Duration
 	CPU       time.Duration // user + system, the process and its tools
 	MaxRSSKiB int64         // wait4's ru_maxrss: the process or its largest tool
@@ -19,10 +20,10 @@ type Sample struct {
 	Output    string
 }
 
-// Caller runs programs through the small spawn process (see
+// caller runs programs through the small spawn process (see
 // bench/internal/cmd/spawn: it keeps ru_maxrss honest and calls exactly as
 // kubelet does, os/exec with CombinedOutput).
-type Caller struct {
+type caller struct {
 	bin  string
 	cmd  *exec.Cmd
 	in   io.WriteCloser
@@ -35,13 +36,13 @@ type Caller struct {
 // vfork'd children touch), from about 3 MiB.
 const restartEvery = 25
 
-// StartCaller starts the spawn helper.
-func StartCaller(spawnBin string) (*Caller, error) {
-	c := &Caller{bin: spawnBin}
+// startCaller starts the spawn helper.
+func startCaller(spawnBin string) (*caller, error) {
+	c := &caller{bin: spawnBin}
 	return c, c.start()
 }
 
-func (c *Caller) start() error {
+func (c *caller) start() error {
 	cmd := exec.Command(c.bin)
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -60,47 +61,37 @@ func (c *Caller) start() error {
 	return nil
 }
 
-// RunTool runs a tool found in this process's PATH (argv[0] a bare name),
+// runTool runs a tool found in this process's PATH (argv[0] a bare name),
 // as Run does.
-func (c *Caller) RunTool(env []string, argv ...string) (Sample, error) {
+func (c *caller) runTool(env []string, argv ...string) (sample, error) {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		return Sample{}, err
+		return sample{}, err
 	}
-	return c.Run(env, append([]string{path}, argv[1:]...)...)
+	return c.run(env, append([]string{path}, argv[1:]...)...)
 }
 
-// Run runs argv with env and waits for it.
-func (c *Caller) Run(env []string, argv ...string) (Sample, error) {
+// run runs argv with env and waits for it.
+func (c *caller) run(env []string, argv ...string) (sample, error) {
 	if c.runs >= restartEvery {
 		c.Close()
 		if err := c.start(); err != nil {
-			return Sample{}, err
+			return sample{}, err
 		}
 	}
 	c.runs++
-	req, _ := json.Marshal(map[string]any{"argv": argv, "env": env, "dir": "/"})
+	req, _ := json.Marshal(spawnwire.Request{Argv: argv, Env: env, Dir: "/"})
 	if _, err := c.in.Write(append(req, '\n')); err != nil {
-		return Sample{}, err
+		return sample{}, err
 	}
 	if !c.out.Scan() {
-		return Sample{}, fmt.Errorf("spawn helper died: %v", c.out.Err())
+		return sample{}, fmt.Errorf("spawn helper died: %v", c.out.Err())
 	}
-	var r struct {
-		WallNs      int64  `json:"wall_ns"`
-		UserNs      int64  `json:"user_ns"`
-		SysNs       int64  `json:"sys_ns"`
-		MaxRSSKiB   int64  `json:"maxrss_kib"`
-		SelfRSSKiB  int64  `json:"self_maxrss_kib"`
-		Exit        int    `json:"exit"`
-		Output      string `json:"output"`
-		Error       string `json:"error"`
-		StartFailed bool   `json:"start_failed"`
-	}
+	var r spawnwire.Reply
 	if err := json.Unmarshal(c.out.Bytes(), &r); err != nil {
-		return Sample{}, err
+		return sample{}, err
 	}
-	s := Sample{Wall: time.Duration(r.WallNs), CPU: time.Duration(r.UserNs + r.SysNs), MaxRSSKiB: r.MaxRSSKiB,
+	s := sample{Wall: time.Duration(r.WallNs), CPU: time.Duration(r.UserNs + r.SysNs), MaxRSSKiB: r.MaxRSSKiB,
 		FloorKiB: r.SelfRSSKiB, Exit: r.Exit, Output: r.Output}
 	if r.StartFailed {
 		return s, fmt.Errorf("%v: %s", argv, r.Error)
@@ -109,7 +100,7 @@ func (c *Caller) Run(env []string, argv ...string) (Sample, error) {
 }
 
 // Close stops the helper.
-func (c *Caller) Close() {
+func (c *caller) Close() {
 	c.in.Close()
 	_ = c.cmd.Wait()
 }

@@ -3,6 +3,7 @@ package flexbench
 import (
 	"errors"
 	"fmt"
+	"github.com/flexblock/flexblock/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,7 @@ type call struct{ args []string }
 
 // run runs calls with the given parallelism (1: one after the other),
 // each as its own driver process; concurrent calls start together.
-func runPhase(p *Plugin, name string, calls []call, parallel bool) Phase {
+func runPhase(p *testkit.Plugin, name string, calls []call, parallel bool) Phase {
 	ph := Phase{Name: name, Calls: len(calls), CallMs: make([]float64, len(calls))}
 	errs := make([]error, len(calls))
 	start := time.Now()
@@ -39,8 +40,8 @@ func runPhase(p *Plugin, name string, calls []call, parallel bool) Phase {
 			go func() {
 				defer wg.Done()
 				<-gate
-				_, d, err := p.Call(KubeletEnv, c.args...)
-				ph.CallMs[i], errs[i] = Ms(d), err
+				d, err := callTimed(p, c.args...)
+				ph.CallMs[i], errs[i] = ms(d), err
 			}()
 		}
 		start = time.Now()
@@ -48,8 +49,8 @@ func runPhase(p *Plugin, name string, calls []call, parallel bool) Phase {
 		wg.Wait()
 	} else {
 		for i, c := range calls {
-			_, d, err := p.Call(KubeletEnv, c.args...)
-			ph.CallMs[i], errs[i] = Ms(d), err
+			d, err := callTimed(p, c.args...)
+			ph.CallMs[i], errs[i] = ms(d), err
 		}
 	}
 	ph.TotalMs = since(start)
@@ -93,19 +94,19 @@ type SameVolumeRound struct {
 // mount namespace.
 func Concurrency(e *Env, root, imageDir string, volumes, pods, rounds int, progress func(string)) (*ConcurrencyResult, error) {
 	r := &ConcurrencyResult{Volumes: volumes, FS: "ext4", Size: GiB, Pods: pods}
-	p, err := Install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", Config, true)
+	p, err := install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", true)
 	if err != nil {
 		return nil, err
 	}
 	defer UnmountUnder(root)
-	var loops []*Loop
+	var loops []*loop
 	defer func() {
 		for _, l := range loops {
 			l.Close()
 		}
 	}()
 	for i := 0; i < volumes; i++ {
-		l, err := NewLoop(filepath.Join(imageDir, fmt.Sprintf("conc-%02d.img", i)), r.Size)
+		l, err := newLoop(filepath.Join(imageDir, fmt.Sprintf("conc-%02d.img", i)), r.Size)
 		if err != nil {
 			return nil, err
 		}
@@ -113,9 +114,9 @@ func Concurrency(e *Env, root, imageDir string, volumes, pods, rounds int, progr
 	}
 	mounts := func(tag string) (m, u []call) {
 		for i, l := range loops {
-			pod := p.PodDir(fmt.Sprintf("%s-%02d", tag, i), "flexblock", "data")
-			_ = MkPodDir(pod)
-			m = append(m, call{[]string{"mount", pod, LoopOptions(l.Dev, r.FS)}})
+			pod := p.PodDir(fmt.Sprintf("%s-%02d", tag, i), "data")
+			_ = mkPodDir(pod)
+			m = append(m, call{[]string{"mount", pod, loopOptions(l.Dev, r.FS)}})
 			u = append(u, call{[]string{"unmount", pod}})
 		}
 		return m, u
@@ -142,7 +143,7 @@ func Concurrency(e *Env, root, imageDir string, volumes, pods, rounds int, progr
 			mode = "sequential"
 		}
 		for _, l := range loops {
-			if err := l.Blank(); err != nil {
+			if err := l.blank(); err != nil {
 				return nil, err
 			}
 		}
@@ -152,11 +153,11 @@ func Concurrency(e *Env, root, imageDir string, volumes, pods, rounds int, progr
 		rel0 := releases()
 		m, u := mounts(mode)
 		mp := runPhase(p, mode+" mount", m, parallel)
-		n := len(MountsUnder(p.Kubelet))
+		n := len(mountsUnder(p.Kubelet))
 		check(fmt.Sprintf("%s: all %d mounts answered Success", mode, volumes), mp.Failed == 0, fmt.Sprintf("%d failed, first: %s", mp.Failed, mp.FirstErr))
 		check(fmt.Sprintf("%s: %d global mounts + %d binds after the mounts", mode, volumes, volumes), n == 2*volumes, fmt.Sprintf("%d mounts", n))
 		up := runPhase(p, mode+" unmount", u, parallel)
-		left := MountsUnder(p.Kubelet)
+		left := mountsUnder(p.Kubelet)
 		check(fmt.Sprintf("%s: all %d unmounts answered Success", mode, volumes), up.Failed == 0, fmt.Sprintf("%d failed, first: %s", up.Failed, up.FirstErr))
 		check(fmt.Sprintf("%s: nothing mounted, %d releases, no state record left", mode, volumes),
 			len(left) == 0 && releases()-rel0 == volumes && records() == 0,
@@ -172,24 +173,24 @@ func Concurrency(e *Env, root, imageDir string, volumes, pods, rounds int, progr
 	before := len(r.Problems)
 	// Same volume, many pods.
 	l := loops[0]
-	if err := l.Blank(); err != nil {
+	if err := l.blank(); err != nil {
 		return nil, err
 	}
-	dev := DevMajMin(l.Dev)
+	dev := devMajMin(l.Dev)
 	for round := 0; round < rounds; round++ {
 		if progress != nil {
 			progress(fmt.Sprintf("concurrency: %d pods on one volume, round %d", pods, round+1))
 		}
 		var m, u []call
 		for i := 0; i < pods; i++ {
-			pod := p.PodDir(fmt.Sprintf("same-%d-%d", round, i), "flexblock", "data")
-			_ = MkPodDir(pod)
-			m = append(m, call{[]string{"mount", pod, LoopOptions(l.Dev, r.FS)}})
+			pod := p.PodDir(fmt.Sprintf("same-%d-%d", round, i), "data")
+			_ = mkPodDir(pod)
+			m = append(m, call{[]string{"mount", pod, loopOptions(l.Dev, r.FS)}})
 			u = append(u, call{[]string{"unmount", pod}})
 		}
 		rel0 := releases()
 		sr := SameVolumeRound{Mount: runPhase(p, "mount", m, true)}
-		for _, mt := range MountsUnder(p.Kubelet) {
+		for _, mt := range mountsUnder(p.Kubelet) {
 			switch {
 			case mt.MajMin != dev:
 			case strings.HasPrefix(mt.Mountpoint, filepath.Join(p.Kubelet, "plugins")+"/"):
@@ -199,7 +200,7 @@ func Concurrency(e *Env, root, imageDir string, volumes, pods, rounds int, progr
 			}
 		}
 		sr.Unmount = runPhase(p, "unmount", u, true)
-		sr.LeftMounted = len(MountsUnder(p.Kubelet))
+		sr.LeftMounted = len(mountsUnder(p.Kubelet))
 		sr.Releases = releases() - rel0
 		r.Rounds = append(r.Rounds, sr)
 		check(fmt.Sprintf("same volume round %d: %d mounts and %d unmounts answered Success", round+1, pods, pods),

@@ -11,6 +11,7 @@ package flexbench
 import (
 	"bytes"
 	"fmt"
+	"github.com/flexblock/flexblock/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,21 +34,12 @@ type Env struct {
 	Baseline string // bench/baseline/example-driver.sh
 }
 
-// RepoRoot is the module root, found from this source file.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
-}
-
 // ProdBuildFlags are the production build's flags (Makefile `build`, minus
 // the version stamp, which does not change the binary's behaviour).
-var ProdBuildFlags = []string{"-trimpath", "-tags", ProdTags, "-ldflags", "-s -w"}
-
-// ProdTags are the production build tags (as make build sets them).
-const ProdTags = "urfave_cli_no_docs"
+var ProdBuildFlags = []string{"-trimpath", "-tags", testkit.ProdTags, "-ldflags", "-s -w"}
 
 // TestBuildFlags build the test binary (loop backend) the same way.
-var TestBuildFlags = []string{"-trimpath", "-tags", ProdTags + ",flexblocktest", "-ldflags", "-s -w"}
+var TestBuildFlags = []string{"-trimpath", "-tags", testkit.ProdTags + ",flexblocktest", "-ldflags", "-s -w"}
 
 // Setup snapshots the working tree (other people may be editing it: every
 // binary of a run comes from the same snapshot) and builds everything into
@@ -66,7 +58,7 @@ func Setup(work string) (*Env, error) {
 }
 
 func setup(work string) (*Env, error) {
-	e := &Env{Repo: RepoRoot(), Work: work, Src: filepath.Join(work, "src"), Snapshot: time.Now()}
+	e := &Env{Repo: testkit.Root(), Work: work, Src: filepath.Join(work, "src"), Snapshot: time.Now()}
 	if err := os.RemoveAll(e.Src); err != nil {
 		return nil, err
 	}
@@ -83,35 +75,24 @@ func setup(work string) (*Env, error) {
 	e.StubBin = filepath.Join(bin, "mountstub")
 	e.HelloBin = filepath.Join(bin, "gohello")
 	e.Baseline = filepath.Join(e.Src, "bench", "baseline", "example-driver.sh")
+	benchSrc := filepath.Join(e.Src, "bench") // the helpers' module
 	builds := []struct {
-		out  string
-		args []string
-		pkg  string
+		dir, out string
+		args     []string
+		pkg      string
 	}{
-		{e.ProdBin, ProdBuildFlags, "."},
-		{e.TestBin, TestBuildFlags, "."},
-		{e.SpawnBin, ProdBuildFlags, "./bench/internal/cmd/spawn"},
-		{e.StubBin, ProdBuildFlags, "./bench/internal/cmd/mountstub"},
-		{e.HelloBin, ProdBuildFlags, "./bench/internal/cmd/gohello"},
+		{e.Src, e.ProdBin, ProdBuildFlags, "."},
+		{e.Src, e.TestBin, TestBuildFlags, "."},
+		{benchSrc, e.SpawnBin, ProdBuildFlags, "./internal/cmd/spawn"},
+		{benchSrc, e.StubBin, ProdBuildFlags, "./internal/cmd/mountstub"},
+		{benchSrc, e.HelloBin, ProdBuildFlags, "./internal/cmd/gohello"},
 	}
 	for _, b := range builds {
-		if err := GoBuild(e.Src, b.out, b.pkg, b.args...); err != nil {
+		if err := testkit.GoBuild(b.dir, b.out, b.pkg, b.args...); err != nil {
 			return nil, err
 		}
 	}
 	return e, nil
-}
-
-// GoBuild runs CGO_ENABLED=0 go build flags -o out pkg in dir.
-func GoBuild(dir, out, pkg string, flags ...string) error {
-	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
-	}
-	return nil
 }
 
 // FileSize is the size of path in bytes (0 when missing).
@@ -228,4 +209,16 @@ func copyTree(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }

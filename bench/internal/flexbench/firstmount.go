@@ -2,6 +2,7 @@ package flexbench
 
 import (
 	"fmt"
+	"github.com/flexblock/flexblock/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,12 +53,12 @@ func PlainMkfsArgs(fsType, dev string) []string {
 // mounts each way, alternating, on one loop device blanked before each.
 // Needs a private mount namespace.
 func FirstMount(e *Env, root string, o FirstMountOpts) ([]*FirstMountRow, error) {
-	p, err := Install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", Config, true)
+	p, err := install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", true)
 	if err != nil {
 		return nil, err
 	}
 	defer UnmountUnder(root)
-	c, err := StartCaller(e.SpawnBin)
+	c, err := startCaller(e.SpawnBin)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func FirstMount(e *Env, root string, o FirstMountOpts) ([]*FirstMountRow, error)
 		for _, size := range o.Sizes {
 			row := &FirstMountRow{Storage: o.Storage, FS: fs, Size: size, Ours: &Series{Name: "flexblock mount"}, Plain: &Series{Name: "blkid + plain mkfs + mount"}}
 			rows = append(rows, row)
-			loop, err := NewLoop(filepath.Join(o.ImageDir, fmt.Sprintf("first-%s-%d.img", fs, size>>30)), size)
+			loop, err := newLoop(filepath.Join(o.ImageDir, fmt.Sprintf("first-%s-%d.img", fs, size>>30)), size)
 			if err != nil {
 				return nil, err
 			}
@@ -104,28 +105,28 @@ func FirstMount(e *Env, root string, o FirstMountOpts) ([]*FirstMountRow, error)
 	return rows, nil
 }
 
-func settle(loop *Loop) error {
-	if err := loop.Blank(); err != nil {
+func settle(loop *loop) error {
+	if err := loop.blank(); err != nil {
 		return err
 	}
 	unix.Sync() // nothing of the previous run is left to write back during this one
 	return nil
 }
 
-func (row *FirstMountRow) ours(c *Caller, p *Plugin, log *LogReader, loop *Loop, i int) error {
+func (row *FirstMountRow) ours(c *caller, p *testkit.Plugin, log *LogReader, loop *loop, i int) error {
 	if err := settle(loop); err != nil {
 		return err
 	}
-	pod := p.PodDir(fmt.Sprintf("first-%d", i), "flexblock", "data")
-	if err := MkPodDir(pod); err != nil {
+	pod := p.PodDir(fmt.Sprintf("first-%d", i), "data")
+	if err := mkPodDir(pod); err != nil {
 		return err
 	}
-	log.Skip()
-	x, err := c.Run(KubeletEnv, p.Exe, "mount", pod, LoopOptions(loop.Dev, row.FS))
+	log.skip()
+	x, err := c.run(testkit.KubeletEnv, p.Exe, "mount", pod, loopOptions(loop.Dev, row.FS))
 	if err != nil {
 		return err
 	}
-	if a := Decode(x.Output); a.Status != "Success" {
+	if a := testkit.Decode(x.Output); a.Status != "Success" {
 		return fmt.Errorf("flexblock first mount %s %s: %s", row.FS, SizeName(row.Size), a.Message)
 	}
 	calls, err := log.Next()
@@ -153,30 +154,30 @@ func (row *FirstMountRow) ours(c *Caller, p *Plugin, log *LogReader, loop *Loop,
 	if !formatted {
 		return fmt.Errorf("flexblock did not format the blank %s", loop.Dev)
 	}
-	row.Ours.Add(x)
-	row.Ours.AddLog(calls[0])
+	row.Ours.add(x)
+	row.Ours.addLog(calls[0])
 	if got := blkidType(loop.Dev); got != row.FS {
 		return fmt.Errorf("after flexblock mount %s holds %q", loop.Dev, got)
 	}
-	if _, _, err := p.Call(KubeletEnv, "unmount", pod); err != nil {
+	if _, err := callTimed(p, "unmount", pod); err != nil {
 		return err
 	}
-	row.OursAlloc = append(row.OursAlloc, float64(loop.Allocated()))
+	row.OursAlloc = append(row.OursAlloc, float64(loop.allocated()))
 	return os.Remove(pod)
 }
 
-func (row *FirstMountRow) plain(c *Caller, loop *Loop, dir string) error {
+func (row *FirstMountRow) plain(c *caller, loop *loop, dir string) error {
 	if err := settle(loop); err != nil {
 		return err
 	}
-	var total Sample
+	var total sample
 	steps := [][]string{
 		{"blkid", "-p", "-s", "TYPE", "-s", "PTTYPE", "-o", "export", loop.Dev},
 		PlainMkfsArgs(row.FS, loop.Dev),
 		{"mount", "-t", row.FS, "-o", "defaults", loop.Dev, dir},
 	}
 	for i, argv := range steps {
-		x, err := c.RunTool(KubeletEnv, argv...)
+		x, err := c.runTool(testkit.KubeletEnv, argv...)
 		if err != nil {
 			return err
 		}
@@ -187,18 +188,18 @@ func (row *FirstMountRow) plain(c *Caller, loop *Loop, dir string) error {
 			return fmt.Errorf("plain: %v exited %d: %s", argv, x.Exit, x.Output)
 		}
 		if i == 1 {
-			row.PlainMkfs = append(row.PlainMkfs, Ms(x.Wall))
+			row.PlainMkfs = append(row.PlainMkfs, ms(x.Wall))
 		}
 		total.Wall += x.Wall
 		total.CPU += x.CPU
 		total.MaxRSSKiB = max(total.MaxRSSKiB, x.MaxRSSKiB)
 		total.FloorKiB = max(total.FloorKiB, x.FloorKiB)
 	}
-	row.Plain.Add(total)
+	row.Plain.add(total)
 	if err := unix.Unmount(dir, 0); err != nil {
 		return err
 	}
-	row.PlainAlloc = append(row.PlainAlloc, float64(loop.Allocated()))
+	row.PlainAlloc = append(row.PlainAlloc, float64(loop.allocated()))
 	return nil
 }
 

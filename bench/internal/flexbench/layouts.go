@@ -2,6 +2,7 @@ package flexbench
 
 import (
 	"fmt"
+	"github.com/flexblock/flexblock/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,15 +29,15 @@ type LayoutRow struct {
 	Mkfs    []float64   // ms, the mkfs process (spawned as the driver's runner would)
 	Mount   []float64   // ms, `mount -t FS DEV DIR` of the new filesystem (the kernel's mount)
 	Alloc   []float64   // bytes allocated in the sparse file afterwards
-	Ext4    *Ext4Layout // ext4 only: what dumpe2fs reports of the first format
+	Ext4    *ext4Layout // ext4 only: what dumpe2fs reports of the first format
 	// LogBytes is the xfs log's size, from mkfs.xfs's own report of the
 	// geometry (0 when it printed none).
 	LogBytes int64
 }
 
-// Ext4Layout is an ext4 filesystem's group descriptors, as dumpe2fs lists
+// ext4Layout is an ext4 filesystem's group descriptors, as dumpe2fs lists
 // them: what grows with the size in a lazily initialised format.
-type Ext4Layout struct {
+type ext4Layout struct {
 	Groups      int64  // block groups
 	TableBlocks int64  // blocks of one copy of the descriptor table
 	DescBlocks  int64  // blocks of descriptors in all copies (primary and backups)
@@ -45,7 +46,7 @@ type Ext4Layout struct {
 }
 
 // Copies is how many copies of the descriptor table the layout keeps.
-func (l *Ext4Layout) Copies() float64 {
+func (l *ext4Layout) Copies() float64 {
 	if l.TableBlocks == 0 {
 		return 0
 	}
@@ -68,7 +69,7 @@ type LayoutOpts struct {
 // would a different layout save", next to benchmark 2's whole first mounts.
 // Needs a private mount namespace.
 func Layouts(e *Env, root string, o LayoutOpts) ([]*LayoutRow, error) {
-	c, err := StartCaller(e.SpawnBin)
+	c, err := startCaller(e.SpawnBin)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func Layouts(e *Env, root string, o LayoutOpts) ([]*LayoutRow, error) {
 	}
 	var rows []*LayoutRow
 	for _, size := range o.Sizes {
-		loop, err := NewLoop(filepath.Join(o.ImageDir, fmt.Sprintf("layout-%d.img", size>>30)), size)
+		loop, err := newLoop(filepath.Join(o.ImageDir, fmt.Sprintf("layout-%d.img", size>>30)), size)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +105,7 @@ func Layouts(e *Env, root string, o LayoutOpts) ([]*LayoutRow, error) {
 	return rows, nil
 }
 
-func (row *LayoutRow) run(c *Caller, loop *Loop, dir string, describe bool) error {
+func (row *LayoutRow) run(c *caller, loop *loop, dir string, describe bool) error {
 	if err := settle(loop); err != nil {
 		return err
 	}
@@ -115,33 +116,33 @@ func (row *LayoutRow) run(c *Caller, loop *Loop, dir string, describe bool) erro
 		}
 		argv = append(argv, a)
 	}
-	x, err := c.RunTool(KubeletEnv, argv...)
+	x, err := c.runTool(testkit.KubeletEnv, argv...)
 	if err != nil {
 		return err
 	}
 	if x.Exit != 0 {
 		return fmt.Errorf("%s: exit %d: %s", strings.Join(argv, " "), x.Exit, x.Output)
 	}
-	row.Mkfs = append(row.Mkfs, Ms(x.Wall))
+	row.Mkfs = append(row.Mkfs, ms(x.Wall))
 	if m := xfsLog.FindStringSubmatch(x.Output); m != nil {
 		bs, _ := strconv.ParseInt(m[1], 10, 64)
 		n, _ := strconv.ParseInt(m[2], 10, 64)
 		row.LogBytes = bs * n
 	}
-	x, err = c.RunTool(KubeletEnv, "mount", "-t", row.Variant.FS, loop.Dev, dir)
+	x, err = c.runTool(testkit.KubeletEnv, "mount", "-t", row.Variant.FS, loop.Dev, dir)
 	if err != nil {
 		return err
 	}
 	if x.Exit != 0 {
 		return fmt.Errorf("mount %s (%s): exit %d: %s", loop.Dev, row.Variant.Name, x.Exit, x.Output)
 	}
-	row.Mount = append(row.Mount, Ms(x.Wall))
+	row.Mount = append(row.Mount, ms(x.Wall))
 	if err := unix.Unmount(dir, 0); err != nil {
 		return err
 	}
-	row.Alloc = append(row.Alloc, float64(loop.Allocated()))
+	row.Alloc = append(row.Alloc, float64(loop.allocated()))
 	if describe && row.Variant.FS == "ext4" {
-		l, err := DescribeExt4(loop.Dev)
+		l, err := describeExt4(loop.Dev)
 		if err != nil {
 			return err
 		}
@@ -156,14 +157,14 @@ var (
 	reservedAt = regexp.MustCompile(`Reserved GDT blocks at ([0-9]+)-([0-9]+)`)
 )
 
-// DescribeExt4 reads the descriptor layout of the ext4 filesystem on dev
+// describeExt4 reads the descriptor layout of the ext4 filesystem on dev
 // with dumpe2fs.
-func DescribeExt4(dev string) (*Ext4Layout, error) {
+func describeExt4(dev string) (*ext4Layout, error) {
 	out, err := exec.Command("dumpe2fs", dev).Output()
 	if err != nil {
 		return nil, fmt.Errorf("dumpe2fs %s: %v", dev, err)
 	}
-	l := &Ext4Layout{}
+	l := &ext4Layout{}
 	var blocks, perGroup, blockSize, descSize int64
 	for _, line := range strings.Split(string(out), "\n") {
 		k, v, ok := strings.Cut(line, ":")

@@ -7,18 +7,18 @@ import (
 	"os"
 )
 
-// CallLog is one driver call as its log tells it.
-type CallLog struct {
+// callLog is one driver call as its log tells it.
+type callLog struct {
 	PID    int
 	Call   string
 	Status string
 	CallMs float64 // "call done" ms: from the start of app.Run to the answer
 	ToolMs float64 // sum of the "exec" ms of the tools it ran
-	Tools  []ToolLog
+	Tools  []toolLog
 }
 
-// ToolLog is one external program run by the driver's runner.
-type ToolLog struct {
+// toolLog is one external program run by the driver's runner.
+type toolLog struct {
 	Tool string
 	Argv []string // as logged (secrets masked)
 	Ms   float64
@@ -26,7 +26,7 @@ type ToolLog struct {
 }
 
 // OwnMs is the time the driver spent outside its tools, as the log has it.
-func (c CallLog) OwnMs() float64 { return c.CallMs - c.ToolMs }
+func (c callLog) OwnMs() float64 { return c.CallMs - c.ToolMs }
 
 // LogReader reads the calls a driver's log gains between reads.
 type LogReader struct {
@@ -34,15 +34,15 @@ type LogReader struct {
 	off  int64
 }
 
-// Skip moves past everything logged so far.
-func (r *LogReader) Skip() {
+// skip moves past everything logged so far.
+func (r *LogReader) skip() {
 	if st, err := os.Stat(r.Path); err == nil {
 		r.off = st.Size()
 	}
 }
 
 // Next returns the calls completed since the last read, in log order.
-func (r *LogReader) Next() ([]CallLog, error) {
+func (r *LogReader) Next() ([]callLog, error) {
 	f, err := os.Open(r.Path)
 	if err != nil {
 		return nil, err
@@ -51,8 +51,8 @@ func (r *LogReader) Next() ([]CallLog, error) {
 	if _, err := f.Seek(r.off, io.SeekStart); err != nil {
 		return nil, err
 	}
-	var out []CallLog
-	open := map[int]*CallLog{}
+	var out []callLog
+	open := map[int]*callLog{}
 	br := bufio.NewReader(f)
 	for {
 		line, err := br.ReadBytes('\n')
@@ -71,12 +71,12 @@ func (r *LogReader) Next() ([]CallLog, error) {
 			if json.Unmarshal(line, &l) == nil {
 				c := open[l.PID]
 				if c == nil {
-					c = &CallLog{PID: l.PID}
+					c = &callLog{PID: l.PID}
 					open[l.PID] = c
 				}
 				switch l.Msg {
 				case "exec":
-					c.Tools = append(c.Tools, ToolLog{Tool: l.Tool, Argv: l.Argv, Ms: l.Ms, Exit: l.Exit})
+					c.Tools = append(c.Tools, toolLog{Tool: l.Tool, Argv: l.Argv, Ms: l.Ms, Exit: l.Exit})
 					c.ToolMs += l.Ms
 				case "call done":
 					c.Call, c.Status, c.CallMs = l.Call, l.Status, l.Ms

@@ -28,16 +28,16 @@ func SizeName(b int64) string {
 	return fmt.Sprintf("%d MiB", b/MiB)
 }
 
-// Loop is a loop device over a sparse file.
-type Loop struct {
+// loop is a loop device over a sparse file.
+type loop struct {
 	Dev  string
 	File string
 	Size int64
 }
 
-// NewLoop creates a sparse file of size bytes and attaches a loop device.
-func NewLoop(file string, size int64) (*Loop, error) {
-	if err := Sparse(file, size); err != nil {
+// newLoop creates a sparse file of size bytes and attaches a loop device.
+func newLoop(file string, size int64) (*loop, error) {
+	if err := sparse(file, size); err != nil {
 		return nil, err
 	}
 	out, err := exec.Command("losetup", "-f", "--show", file).CombinedOutput()
@@ -45,11 +45,11 @@ func NewLoop(file string, size int64) (*Loop, error) {
 		os.Remove(file)
 		return nil, fmt.Errorf("losetup %s: %v: %s", file, err, out)
 	}
-	return &Loop{Dev: strings.TrimSpace(string(out)), File: file, Size: size}, nil
+	return &loop{Dev: strings.TrimSpace(string(out)), File: file, Size: size}, nil
 }
 
-// Sparse (re)creates file as size bytes of holes.
-func Sparse(file string, size int64) error {
+// sparse (re)creates file as size bytes of holes.
+func sparse(file string, size int64) error {
 	_ = os.Remove(file)
 	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -59,9 +59,9 @@ func Sparse(file string, size int64) error {
 	return f.Truncate(size)
 }
 
-// Blank makes the device blank again: the backing file is punched back to
+// blank makes the device blank again: the backing file is punched back to
 // holes and the loop device's page cache dropped.
-func (l *Loop) Blank() error {
+func (l *loop) blank() error {
 	f, err := os.OpenFile(l.File, os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -79,8 +79,8 @@ func (l *Loop) Blank() error {
 	return unix.IoctlSetInt(int(d.Fd()), unix.BLKFLSBUF, 0)
 }
 
-// Allocated is how many bytes of the backing file are allocated.
-func (l *Loop) Allocated() int64 {
+// allocated is how many bytes of the backing file are allocated.
+func (l *loop) allocated() int64 {
 	var st unix.Stat_t
 	if unix.Stat(l.File, &st) != nil {
 		return 0
@@ -89,27 +89,27 @@ func (l *Loop) Allocated() int64 {
 }
 
 // Close detaches the device and removes the file.
-func (l *Loop) Close() {
+func (l *loop) Close() {
 	_ = exec.Command("losetup", "-d", l.Dev).Run()
 	_ = os.Remove(l.File)
 }
 
-// Mount is one line of mountinfo, the fields the benchmarks check.
-type Mount struct {
+// mount is one line of mountinfo, the fields the benchmarks check.
+type mount struct {
 	MajMin     string
 	Root       string
 	Mountpoint string
 	Source     string
 }
 
-// Mounts reads this process's mount table.
-func Mounts() ([]Mount, error) {
+// mounts reads this process's mount table.
+func mounts() ([]mount, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []Mount
+	var out []mount
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -117,7 +117,7 @@ func Mounts() ([]Mount, error) {
 		if len(fl) < 10 {
 			continue
 		}
-		m := Mount{MajMin: fl[2], Root: fl[3], Mountpoint: fl[4]}
+		m := mount{MajMin: fl[2], Root: fl[3], Mountpoint: fl[4]}
 		for i := 6; i+2 < len(fl); i++ {
 			if fl[i] == "-" {
 				m.Source = fl[i+2]
@@ -129,10 +129,10 @@ func Mounts() ([]Mount, error) {
 	return out, sc.Err()
 }
 
-// MountsUnder lists mount points under dir.
-func MountsUnder(dir string) []Mount {
-	ms, _ := Mounts()
-	var out []Mount
+// mountsUnder lists mount points under dir.
+func mountsUnder(dir string) []mount {
+	ms, _ := mounts()
+	var out []mount
 	for _, m := range ms {
 		if strings.HasPrefix(m.Mountpoint, dir+"/") {
 			out = append(out, m)
@@ -141,8 +141,8 @@ func MountsUnder(dir string) []Mount {
 	return out
 }
 
-// DevMajMin is "major:minor" of a block device.
-func DevMajMin(dev string) string {
+// devMajMin is "major:minor" of a block device.
+func devMajMin(dev string) string {
 	var st unix.Stat_t
 	if unix.Stat(dev, &st) != nil {
 		return ""
@@ -152,7 +152,7 @@ func DevMajMin(dev string) string {
 
 // UnmountUnder lazily unmounts everything under dir (deepest first).
 func UnmountUnder(dir string) {
-	ms := MountsUnder(dir)
+	ms := mountsUnder(dir)
 	for i := len(ms) - 1; i >= 0; i-- {
 		_ = unix.Unmount(ms[i].Mountpoint, unix.MNT_DETACH)
 	}

@@ -2,13 +2,10 @@ package flexbench
 
 import (
 	"fmt"
+	"github.com/flexblock/flexblock/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -25,16 +22,16 @@ type Series struct {
 	Failure string    // first failure, if any
 }
 
-// Add records a sample.
-func (s *Series) Add(x Sample) {
-	s.Wall = append(s.Wall, Ms(x.Wall))
-	s.CPU = append(s.CPU, Ms(x.CPU))
+// add records a sample.
+func (s *Series) add(x sample) {
+	s.Wall = append(s.Wall, ms(x.Wall))
+	s.CPU = append(s.CPU, ms(x.CPU))
 	s.RSS = append(s.RSS, float64(x.MaxRSSKiB))
 	s.Floor = append(s.Floor, float64(x.FloorKiB))
 }
 
-// AddLog records the driver's own account of the same call.
-func (s *Series) AddLog(c CallLog) {
+// addLog records the driver's own account of the same call.
+func (s *Series) addLog(c callLog) {
 	s.OwnMs = append(s.OwnMs, c.OwnMs())
 	s.ToolMs = append(s.ToolMs, c.ToolMs)
 	s.CallMs = append(s.CallMs, c.CallMs)
@@ -54,87 +51,49 @@ func (s *Series) fail(format string, a ...any) {
 
 // InitResult is benchmark 1a: the init call.
 type InitResult struct {
-	Floor, GoFloor, Ours, BaselineJQ, BaselineEcho *Series
-	ProdSize, TestSize                             int64
-	// Trace is the production binary's package initialisation, from
-	// GODEBUG=inittrace=1 runs of init (nil when it printed nothing).
-	Trace *InitTrace
-	// Modules are the modules linked into the production binary (go
-	// version -m), the main module excluded.
-	Modules []string
+	Floor, GoFloor, Ours, BaselineJQ *Series
+	ProdSize, TestSize               int64
 }
 
 // Init measures `init` n times per candidate, interleaved (one of each in
 // turn, so drift in the machine's load hits all of them alike), after
-// warm-up runs that put every file in the page cache.
-func Init(e *Env, root string, n int) (*InitResult, error) {
-	ours, err := Install(filepath.Join(root, "ours"), e.ProdBin, "flexblock", "rbd", Config, false)
-	if err != nil {
-		return nil, err
-	}
-	jq, err := Install(filepath.Join(root, "jq"), e.Baseline, "example", "block", Config, false)
-	if err != nil {
-		return nil, err
-	}
-	echo, err := Install(filepath.Join(root, "echo"), e.Baseline, "example", "block", nil, false)
-	if err != nil {
-		return nil, err
-	}
-	c, err := StartCaller(e.SpawnBin)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	r := &InitResult{
-		Floor:        &Series{Name: "/bin/true (floor)"},
-		GoFloor:      &Series{Name: "Go program printing the same answer (Go's floor)"},
-		Ours:         &Series{Name: "flexblock init (production build)"},
-		BaselineJQ:   &Series{Name: "bash+jq example driver, same init (config read with jq)"},
-		BaselineEcho: &Series{Name: "bash example driver, fixed answer (echo, as kubernetes/examples)"},
-		ProdSize:     FileSize(e.ProdBin), TestSize: FileSize(e.TestBin),
-	}
-	err = runInits(c, r.Floor, 10, n,
-		initCand{r.Floor, []string{"/bin/true", "init"}},
-		initCand{r.GoFloor, []string{e.HelloBin, "init"}},
-		initCand{r.Ours, []string{ours.Exe, "init"}},
-		initCand{r.BaselineJQ, []string{jq.Exe, "init"}},
-		initCand{r.BaselineEcho, []string{echo.Exe, "init"}})
-	if err != nil {
-		return nil, err
-	}
-	r.Trace = TraceInit(ours.Exe, min(max(n, 5), 50))
-	r.Modules = Modules(e.ProdBin)
-	return r, nil
-}
+// warm-up runs that put every file in the page cache: the exec floors
+// and the bash+jq baseline.
+func Init(e *Env, root string, n int) (*InitResult, error) { return initRuns(e, root, 10, n, true) }
 
 // ExecFloor measures the three exec floors the VM's slowdown is judged by
-// (/bin/true, Go's floor, the production driver's init) n times each,
-// interleaved, the same way Init does: the host side of the TCG factor
-// when benchmark 1a does not run. Only Floor, GoFloor and Ours are set.
+// (/bin/true, Go's floor, the production driver's init) the way Init
+// does: the host side of the TCG factor when benchmark 1a does not run.
 func ExecFloor(e *Env, root string, n int) (*InitResult, error) {
-	ours, err := Install(filepath.Join(root, "ours"), e.ProdBin, "flexblock", "rbd", Config, false)
+	return initRuns(e, root, 5, n, false)
+}
+
+func initRuns(e *Env, root string, warm, n int, baseline bool) (*InitResult, error) {
+	ours, err := install(filepath.Join(root, "ours"), e.ProdBin, "flexblock", "rbd", false)
 	if err != nil {
 		return nil, err
 	}
-	c, err := StartCaller(e.SpawnBin)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
 	r := &InitResult{
 		Floor:    &Series{Name: "/bin/true (floor)"},
 		GoFloor:  &Series{Name: "Go program printing the same answer (Go's floor)"},
 		Ours:     &Series{Name: "flexblock init (production build)"},
 		ProdSize: FileSize(e.ProdBin), TestSize: FileSize(e.TestBin),
 	}
-	err = runInits(c, r.Floor, 5, n,
-		initCand{r.Floor, []string{"/bin/true", "init"}},
-		initCand{r.GoFloor, []string{e.HelloBin, "init"}},
-		initCand{r.Ours, []string{ours.Exe, "init"}})
+	cands := []initCand{{r.Floor, []string{"/bin/true", "init"}}, {r.GoFloor, []string{e.HelloBin, "init"}}, {r.Ours, []string{ours.Exe, "init"}}}
+	if baseline {
+		jq, err := install(filepath.Join(root, "jq"), e.Baseline, "example", "block", false)
+		if err != nil {
+			return nil, err
+		}
+		r.BaselineJQ = &Series{Name: "bash+jq example driver, same init (config read with jq)"}
+		cands = append(cands, initCand{r.BaselineJQ, []string{jq.Exe, "init"}})
+	}
+	c, err := startCaller(e.SpawnBin)
 	if err != nil {
 		return nil, err
 	}
-	return r, nil
+	defer c.Close()
+	return r, runInits(c, r.Floor, warm, n, cands...)
 }
 
 // initCand is one program whose `init` is timed into s.
@@ -146,106 +105,22 @@ type initCand struct {
 // runInits runs every candidate's init warm+n times, interleaved (one of
 // each in turn), keeping the last n samples; every answer but the floor's
 // must be a Success.
-func runInits(c *Caller, floor *Series, warm, n int, cands ...initCand) error {
+func runInits(c *caller, floor *Series, warm, n int, cands ...initCand) error {
 	for i := 0; i < n+warm; i++ {
 		for _, cand := range cands {
-			x, err := c.Run(KubeletEnv, cand.argv...)
+			x, err := c.run(testkit.KubeletEnv, cand.argv...)
 			if err != nil {
 				return err
 			}
-			if cand.s != floor && Decode(x.Output).Status != "Success" {
+			if cand.s != floor && testkit.Decode(x.Output).Status != "Success" {
 				cand.s.fail("init answered %q", x.Output)
 			}
 			if i >= warm {
-				cand.s.Add(x)
+				cand.s.add(x)
 			}
 		}
 	}
 	return nil
-}
-
-// InitTrace is where a Go binary's package initialisation spends its time.
-type InitTrace struct {
-	Runs     int
-	TotalMs  float64   // median over runs of the sum of every package's init clock time
-	EndMs    float64   // median over runs of the time after the runtime's start at which the last init ends
-	Packages int       // packages with an init
-	Top      []InitPkg // every package with an init, by median clock time, descending
-}
-
-// InitPkg is one package's init, medians over the runs.
-type InitPkg struct {
-	Pkg   string
-	Ms    float64
-	Bytes float64
-}
-
-var initLine = regexp.MustCompile(`^init (\S+) @([0-9.]+) ms, ([0-9.]+) ms clock, ([0-9]+) bytes, ([0-9]+) allocs`)
-
-// TraceInit runs exe init runs times with GODEBUG=inittrace=1 (the runtime
-// prints one line per package init on stderr) and summarizes the lines.
-// It returns nil when no run printed any.
-func TraceInit(exe string, runs int) *InitTrace {
-	ms := map[string][]float64{}
-	bytes := map[string][]float64{}
-	var totals, ends []float64
-	for i := 0; i < runs; i++ {
-		cmd := exec.Command(exe, "init")
-		cmd.Env = append(append([]string{}, KubeletEnv...), "GODEBUG=inittrace=1")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if cmd.Run() != nil {
-			continue
-		}
-		total, end, seen := 0.0, 0.0, false
-		for _, l := range strings.Split(stderr.String(), "\n") {
-			m := initLine.FindStringSubmatch(l)
-			if m == nil {
-				continue
-			}
-			at, _ := strconv.ParseFloat(m[2], 64)
-			clock, _ := strconv.ParseFloat(m[3], 64)
-			b, _ := strconv.ParseFloat(m[4], 64)
-			ms[m[1]] = append(ms[m[1]], clock)
-			bytes[m[1]] = append(bytes[m[1]], b)
-			total += clock
-			end = max(end, at+clock)
-			seen = true
-		}
-		if seen {
-			totals, ends = append(totals, total), append(ends, end)
-		}
-	}
-	if len(totals) == 0 {
-		return nil
-	}
-	t := &InitTrace{Runs: len(totals), TotalMs: Summarize(totals).Median, EndMs: Summarize(ends).Median, Packages: len(ms)}
-	for pkg, xs := range ms {
-		t.Top = append(t.Top, InitPkg{Pkg: pkg, Ms: Summarize(xs).Median, Bytes: Summarize(bytes[pkg]).Median})
-	}
-	sort.Slice(t.Top, func(i, j int) bool {
-		if t.Top[i].Ms != t.Top[j].Ms {
-			return t.Top[i].Ms > t.Top[j].Ms
-		}
-		return t.Top[i].Pkg < t.Top[j].Pkg
-	})
-	return t
-}
-
-// Modules lists the dependency modules linked into bin (go version -m).
-func Modules(bin string) []string {
-	out, err := exec.Command("go", "version", "-m", bin).Output()
-	if err != nil {
-		return nil
-	}
-	var mods []string
-	for _, l := range strings.Split(string(out), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 2 && f[0] == "dep" {
-			mods = append(mods, f[1])
-		}
-	}
-	return mods
 }
 
 // CycleResult is a mount + unmount benchmark: our driver against a
@@ -265,12 +140,12 @@ type CycleResult struct {
 // a real (1 MiB, never touched) loop device because the loop backend stats
 // it. Needs a private mount namespace.
 func NoopCycle(e *Env, root string, n int) (*CycleResult, error) {
-	undo, err := InstallStubs(e.StubBin)
+	undo, err := installStubs(e.StubBin)
 	if err != nil {
 		return nil, err
 	}
 	defer undo()
-	loop, err := NewLoop(filepath.Join(root, "noop.img"), MiB)
+	loop, err := newLoop(filepath.Join(root, "noop.img"), MiB)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +162,7 @@ func NoopCycle(e *Env, root string, n int) (*CycleResult, error) {
 // ext4 filesystem on a loop device with the real tools (blkid, fsck,
 // mount, umount). Needs a private mount namespace.
 func RealCycle(e *Env, root string, n int) (*CycleResult, error) {
-	loop, err := NewLoop(filepath.Join(root, "real.img"), GiB)
+	loop, err := newLoop(filepath.Join(root, "real.img"), GiB)
 	if err != nil {
 		return nil, err
 	}
@@ -304,16 +179,16 @@ func RealCycle(e *Env, root string, n int) (*CycleResult, error) {
 }
 
 func cycle(e *Env, root, dev, fsType string, n int) (*CycleResult, error) {
-	ours, err := Install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", Config, true)
+	ours, err := install(filepath.Join(root, "ours"), e.TestBin, "flexblock", "loop", true)
 	if err != nil {
 		return nil, err
 	}
 	defer UnmountUnder(root)
-	base, err := Install(filepath.Join(root, "base"), e.Baseline, "example", "block", Config, false)
+	base, err := install(filepath.Join(root, "base"), e.Baseline, "example", "block", false)
 	if err != nil {
 		return nil, err
 	}
-	c, err := StartCaller(e.SpawnBin)
+	c, err := startCaller(e.SpawnBin)
 	if err != nil {
 		return nil, err
 	}
@@ -327,85 +202,88 @@ func cycle(e *Env, root, dev, fsType string, n int) (*CycleResult, error) {
 		BaseUnmount: &Series{Name: "bash+jq example driver unmount"},
 		Tools:       map[string][]float64{},
 	}
-	opts := LoopOptions(dev, fsType)
+	opts := loopOptions(dev, fsType)
 	const warm = 3
 	for i := 0; i < n+warm; i++ {
 		keep := i >= warm
-		x, err := c.Run(KubeletEnv, "/bin/true")
+		x, err := c.run(testkit.KubeletEnv, "/bin/true")
 		if err != nil {
 			return nil, err
 		}
 		if keep {
-			r.Floor.Add(x)
+			r.Floor.add(x)
 		}
-		// Ours: a new pod each time, as kubelet would.
-		pod := ours.PodDir(fmt.Sprintf("pod-%d", i), "flexblock", "data")
-		if err := MkPodDir(pod); err != nil {
+		// A new pod each time, as kubelet would; the baseline does the
+		// same pod lifecycle.
+		pod := fmt.Sprintf("pod-%d", i)
+		if err := r.podCycle(c, ours, log, pod, opts, keep, r.OursMount, r.OursUnmount); err != nil {
 			return nil, err
 		}
-		log.Skip()
-		for _, step := range []struct {
-			s    *Series
-			argv []string
-		}{
-			{r.OursMount, []string{ours.Exe, "mount", pod, opts}},
-			{r.OursUnmount, []string{ours.Exe, "unmount", pod}},
-		} {
-			x, err := c.Run(KubeletEnv, step.argv...)
-			if err != nil {
-				return nil, err
-			}
-			if a := Decode(x.Output); a.Status != "Success" {
-				step.s.fail("%s: %s %s", step.argv[1], a.Status, a.Message)
-			}
-			calls, err := log.Next()
-			if err != nil || len(calls) != 1 {
-				return nil, fmt.Errorf("driver log: want 1 call, got %d (%v)", len(calls), err)
-			}
-			if keep {
-				step.s.Add(x)
-				step.s.AddLog(calls[0])
-				for _, t := range calls[0].Tools {
-					k := step.argv[1] + "/" + t.Tool
-					r.Tools[k] = append(r.Tools[k], t.Ms)
-				}
-				if step.s == r.OursMount {
-					r.MountToolRuns = len(calls[0].Tools)
-				} else {
-					r.UnmountTools = len(calls[0].Tools)
-				}
-			}
-		}
-		if left := MountsUnder(ours.Kubelet); len(left) != 0 {
-			return nil, fmt.Errorf("mounts left after unmount: %v", left)
-		}
-		_ = os.Remove(pod)
-		// Baseline: the same pod lifecycle.
-		bpod := base.PodDir(fmt.Sprintf("pod-%d", i), "example", "data")
-		if err := MkPodDir(bpod); err != nil {
+		if err := r.podCycle(c, base, nil, pod, opts, keep, r.BaseMount, r.BaseUnmount); err != nil {
 			return nil, err
 		}
-		for _, step := range []struct {
-			s    *Series
-			argv []string
-		}{
-			{r.BaseMount, []string{base.Exe, "mount", bpod, opts}},
-			{r.BaseUnmount, []string{base.Exe, "unmount", bpod}},
-		} {
-			x, err := c.Run(KubeletEnv, step.argv...)
-			if err != nil {
-				return nil, err
-			}
-			if a := Decode(x.Output); a.Status != "Success" {
-				step.s.fail("%s: %s %s", step.argv[1], a.Status, a.Message)
-			}
-			if keep {
-				step.s.Add(x)
-			}
-		}
-		_ = os.Remove(bpod)
 	}
 	return r, nil
+}
+
+// podCycle mounts and unmounts one pod's volume through p, into mount
+// and unmount when keep. With log (flexblock's own), each call is also
+// split into tool time and own time, and nothing may stay mounted.
+func (r *CycleResult) podCycle(c *caller, p *testkit.Plugin, log *LogReader, uid, opts string, keep bool, mount, unmount *Series) error {
+	pod := p.PodDir(uid, "data")
+	if err := mkPodDir(pod); err != nil {
+		return err
+	}
+	defer os.Remove(pod)
+	if log != nil {
+		log.skip()
+	}
+	for _, step := range []struct {
+		s    *Series
+		argv []string
+	}{{mount, []string{p.Exe, "mount", pod, opts}}, {unmount, []string{p.Exe, "unmount", pod}}} {
+		x, err := c.run(testkit.KubeletEnv, step.argv...)
+		if err != nil {
+			return err
+		}
+		if a := testkit.Decode(x.Output); a.Status != "Success" {
+			step.s.fail("%s: %s %s", step.argv[1], a.Status, a.Message)
+		}
+		if keep {
+			step.s.add(x)
+		}
+		if log != nil {
+			if err := r.addCallLog(log, step.s, step.argv[1], keep); err != nil {
+				return err
+			}
+		}
+	}
+	if left := mountsUnder(p.Kubelet); log != nil && len(left) != 0 {
+		return fmt.Errorf("mounts left after unmount: %v", left)
+	}
+	return nil
+}
+
+// addCallLog reads the one call the driver logged since the last read
+// into s (when keep), with its tools' times by "call/tool".
+func (r *CycleResult) addCallLog(log *LogReader, s *Series, call string, keep bool) error {
+	calls, err := log.Next()
+	if err != nil || len(calls) != 1 {
+		return fmt.Errorf("driver log: want 1 call, got %d (%v)", len(calls), err)
+	}
+	if !keep {
+		return nil
+	}
+	s.addLog(calls[0])
+	for _, t := range calls[0].Tools {
+		r.Tools[call+"/"+t.Tool] = append(r.Tools[call+"/"+t.Tool], t.Ms)
+	}
+	if call == "mount" {
+		r.MountToolRuns = len(calls[0].Tools)
+	} else {
+		r.UnmountTools = len(calls[0].Tools)
+	}
+	return nil
 }
 
 func runOut(name string, args ...string) (string, error) {
@@ -414,4 +292,4 @@ func runOut(name string, args ...string) (string, error) {
 }
 
 // since is time.Since in ms.
-func since(t time.Time) float64 { return Ms(time.Since(t)) }
+func since(t time.Time) float64 { return ms(time.Since(t)) }

@@ -6,16 +6,16 @@ import (
 	"time"
 )
 
-// Stats summarizes a sample of values (milliseconds, KiB, ...).
-type Stats struct {
+// stats summarizes a sample of values (milliseconds, KiB, ...).
+type stats struct {
 	N                           int
 	Min, Median, P90, Max, Mean float64
 }
 
 // Summarize computes the stats; percentiles are nearest-rank.
-func Summarize(xs []float64) Stats {
+func Summarize(xs []float64) stats {
 	if len(xs) == 0 {
-		return Stats{}
+		return stats{}
 	}
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
@@ -23,7 +23,7 @@ func Summarize(xs []float64) Stats {
 	for _, x := range s {
 		sum += x
 	}
-	return Stats{N: len(s), Min: s[0], Max: s[len(s)-1], Mean: sum / float64(len(s)),
+	return stats{N: len(s), Min: s[0], Max: s[len(s)-1], Mean: sum / float64(len(s)),
 		Median: percentile(s, 50), P90: percentile(s, 90)}
 }
 
@@ -33,5 +33,5 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[rank]
 }
 
-// Ms converts a duration to float milliseconds.
-func Ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+// ms converts a duration to float milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

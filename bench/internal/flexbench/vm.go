@@ -52,9 +52,9 @@ func (c VMCall) ToolRuns(tool string) int {
 	return n
 }
 
-// VMExec is one run of an exec floor program in the guest, through the
+// vMExec is one run of an exec floor program in the guest, through the
 // same spawn helper as on the host.
-type VMExec struct {
+type vMExec struct {
 	Prog   string  `json:"prog"` // "true", "gohello", "init"
 	WallMs float64 `json:"wall_ms"`
 	CPUMs  float64 `json:"cpu_ms"`
@@ -92,7 +92,7 @@ func (g VMGrow) OK() bool { return g.Exit == 0 && g.AfterBytes > g.BeforeBytes }
 // VMResult is benchmark 3 in the VM.
 type VMResult struct {
 	Calls   []VMCall
-	Floor   []VMExec
+	Floor   []vMExec
 	Notes   []string // what the scenario reports it skipped, and why
 	Plain   []VMPlainFormat
 	Grow    []VMGrow
@@ -174,7 +174,7 @@ func RunVM(e *Env, bin string, o VMOpts, log func(string)) (*VMResult, error) {
 			continue
 		}
 		if js, ok := strings.CutPrefix(line, "FLEXFLOOR "); ok {
-			var x VMExec
+			var x vMExec
 			if json.Unmarshal([]byte(js), &x) == nil {
 				r.Floor = append(r.Floor, x)
 			}

@@ -1,7 +1,7 @@
 # Benchmark 3 in the real-kernel VM (issue #8): the driver's own time in a
 # real mount and unmount, on RBD (real Ceph) and iSCSI (real target), as
 # call time minus the time spent inside the external tools, both from the
-# driver's log. Run by `go run ./bench/report -vm` through scripts/e2e's
+# driver's log. Run by `go -C bench run ./report -vm` through scripts/e2e's
 # runner (E2E_SCENARIOS=bench/vm/scenarios), sourced after lib.sh. Each
 # measured run prints one line "FLEX<KIND> {json}" that the report parses.
 #
@@ -26,7 +26,7 @@
 n=${E2E_BENCH_N:-10}
 floor_n=${E2E_BENCH_FLOOR_N:-30}
 format_size=${E2E_BENCH_FORMAT_SIZE:-}
-[ -x "${E2E_BENCH_SPAWN:-}" ] || fail "E2E_BENCH_SPAWN (the spawn helper) is not set: run this through go run ./bench/report -vm"
+[ -x "${E2E_BENCH_SPAWN:-}" ] || fail "E2E_BENCH_SPAWN (the spawn helper) is not set: run this through go -C bench run ./report -vm"
 
 # The spawn helper reads one JSON request a line and answers one a line.
 coproc SPAWN { exec "$E2E_BENCH_SPAWN"; }

@@ -7,8 +7,7 @@
 // floored at this process's own peak (VmHWM, reported as self_maxrss_kib so
 // a reader can tell a floor from a figure).
 //
-// Protocol: one JSON request per line on stdin, one JSON reply per line on
-// stdout, until stdin closes.
+// Protocol: internal/spawnwire, until stdin closes.
 package main
 
 import (
@@ -21,48 +20,32 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/flexblock/flexblock/bench/internal/spawnwire"
 )
-
-type request struct {
-	Argv []string `json:"argv"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"`
-}
-
-type reply struct {
-	WallNs      int64  `json:"wall_ns"`
-	UserNs      int64  `json:"user_ns"`
-	SysNs       int64  `json:"sys_ns"`
-	MaxRSSKiB   int64  `json:"maxrss_kib"`
-	SelfRSSKiB  int64  `json:"self_maxrss_kib"`
-	Exit        int    `json:"exit"`
-	Output      string `json:"output"`
-	Error       string `json:"error,omitempty"`
-	StartFailed bool   `json:"start_failed,omitempty"`
-}
 
 func main() {
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	out := json.NewEncoder(os.Stdout)
 	for in.Scan() {
-		var req request
+		var req spawnwire.Request
 		if err := json.Unmarshal(in.Bytes(), &req); err != nil || len(req.Argv) == 0 {
-			_ = out.Encode(reply{Error: "bad request", StartFailed: true})
+			_ = out.Encode(spawnwire.Reply{Error: "bad request", StartFailed: true})
 			continue
 		}
 		_ = out.Encode(run(req))
 	}
 }
 
-func run(req request) reply {
+func run(req spawnwire.Request) spawnwire.Reply {
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
 	cmd.Env = req.Env
 	cmd.Dir = req.Dir
 	start := time.Now()
 	output, err := cmd.CombinedOutput()
 	wall := time.Since(start)
-	r := reply{WallNs: wall.Nanoseconds(), Output: string(output)}
+	r := spawnwire.Reply{WallNs: wall.Nanoseconds(), Output: string(output)}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
