@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the real-kernel VM and its guest need on the host (the guest
-# runs the host's own binaries: qemu boots it, Ceph, tgtd, open-iscsi and
-# multipath run inside it). Idempotent; one dpkg-query and silent when all is
+# deps.sh [PACKAGE...]: installs what the real-kernel VM and its guest need
+# on the host, and the PACKAGEs given (the guest runs the host's own
+# binaries: qemu boots it, Ceph, tgtd, open-iscsi and multipath run inside
+# it). Idempotent; one dpkg-query and silent when all is
 # there.
 set -euo pipefail
 pkgs=(qemu-system-x86 busybox-static kmod cpio gzip xz-utils zstd
 	ceph-mon ceph-osd ceph-common tgt open-iscsi multipath-tools
 	xfsprogs btrfs-progs e2fsprogs util-linux mount fdisk iproute2 jq udev procps psmisc bc coreutils
 	cryptsetup-bin dmsetup)
+# Arguments: more packages whose daemons the test bed starts itself (the
+# cluster's: scripts/cluster/deps.sh), installed the same way.
+pkgs+=("$@")
 
 # dpkg-query fails for packages it has never heard of: that is "missing".
 installed=$({ dpkg-query -W -f='${Package} ${Status}\n' "${pkgs[@]}" 2>/dev/null || true; } | awk '/ ok installed$/ {print $1}')
