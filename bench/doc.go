@@ -1,14 +1,13 @@
-// Package bench holds flexblock's performance benchmarks (issue #8) as Go
-// benchmarks; `go run ./report` (from this directory, its own module)
-// runs the same measurements on the current driver against baselines
-// measured in the same run (the /bin/true floor, a bash+jq driver, the
-// plain mkfs sequence) and writes BENCHMARKS.md. Everything needs root
-// (loop devices, mount namespaces); runs move themselves into a private
-// mount namespace.
+// Package bench holds flexblock's performance benchmarks (issue #8), its
+// own module. `go run ./report` runs them on the current driver against
+// baselines measured in the same run (the /bin/true floor, a bash+jq
+// driver, the plain mkfs sequence) and writes BENCHMARKS.md. Everything
+// needs root (loop devices, mount namespaces); the run moves itself into
+// a private mount namespace.
 //
-//	go run ./report -vm                                  # make bench: all, rewrites BENCHMARKS.md
-//	go test -short -run '^$' -bench . -benchtime 2x ./... # make bench-smoke: proves they run
-//	go test -run '^$' -bench Refcount .                  # one benchmark, full size
+//	go run ./report -vm                   # make bench: all, rewrites BENCHMARKS.md
+//	go run ./report -quick -o /dev/null   # make bench-smoke: every benchmark, a few iterations: proves they run
+//	go run ./report -only refcount -o -   # one benchmark, full size, to stdout
 //
 // Layout: internal/flexbench is the machinery (snapshots and builds,
 // kubelet-like calls through internal/cmd/spawn, driver-log parsing, loop

@@ -147,12 +147,8 @@ func shellWords(argv []string) string {
 	return strings.Join(out, " ")
 }
 
-func (r *report) cmd(section, benchRE string) string {
-	s := "`go -C bench run ./report -only " + section + " -o -`"
-	if benchRE != "" {
-		s += " (or `go -C bench test -run '^$' -bench '" + benchRE + "' .`)"
-	}
-	return s
+func (r *report) cmd(section string) string {
+	return "`go -C bench run ./report -only " + section + " -o -`"
 }
 
 func (r *report) write(w io.Writer) {
@@ -222,7 +218,6 @@ func (r *report) write(w io.Writer) {
 	p("## Reproduce\n\n")
 	p("- Everything: `make bench` (`go -C bench run ./report -vm`; root, loop devices, mkfs.ext4, mkfs.xfs, unshare, qemu for the VM; %s for this run). It builds the binaries from a snapshot of the working tree, runs every benchmark in a private mount namespace and rewrites this file.\n", duration(r.end.Sub(r.start)))
 	p("- One section: `go -C bench run ./report -only SECTION -o -` with SECTION one of %s; `-quick` runs a few iterations of each at small sizes; `-vm` adds benchmark 3 in the real-kernel VM (`-vm-n` cycles per backend, `-vm-floor-n` runs of each exec floor for the slowdown factor, `-vm-format-size` the blank RBD images of the format comparison, empty to skip it).\n", strings.Join(sectionNames(), ", "))
-	p("- `go -C bench test -run '^$' -bench . .` runs the same measurements as Go benchmarks (custom metrics: medians in ms, RSS in MiB); add `-short` for small sizes and counts (`make bench-smoke` does, with `-benchtime 2x`).\n")
 	p("- The baseline driver is `bench/baseline/example-driver.sh`; the VM scenario is `bench/vm/scenarios/90-overhead.sh`.\n")
 	_, _ = io.WriteString(w, b.String())
 }

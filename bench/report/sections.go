@@ -50,7 +50,7 @@ func (r *report) writeInit(b *strings.Builder) {
 	p("- Where flexblock's %+.2f ms over the floor go: starting any Go program costs %+.2f ms here (Go's floor: the runtime's start, the page faults of a static binary); the other %+.2f ms are flexblock's own: a bigger binary to fault in, the package initialisation of everything it links, and the call itself (reading `flexblock.json`, the answer).", d, goFloor-floor, ours-goFloor)
 	p("\n")
 	p("- What the driver does to keep `init` small: the package-level regexps of `driver/...` compile on first use (`driver/internal/lazyre`), so a call that validates nothing (init) compiles none; and the production build uses `-tags %s`, which leaves urfave/cli's man/markdown generator, and the package init of its dependencies, out of the binary.", testkit.ProdTags)
-	p("\n- Reproduce: %s.\n\n", r.cmd("init", "BenchmarkInit"))
+	p("\n- Reproduce: %s.\n\n", r.cmd("init"))
 }
 
 func (r *report) writeNoop(b *strings.Builder) {
@@ -62,7 +62,7 @@ func (r *report) writeNoop(b *strings.Builder) {
 	p("## 1b. Per-call overhead: `mount` and `unmount` with no-op tools\n\n")
 	p("The tools are replaced inside a private mount namespace: a tmpfs over `/usr/local/sbin`, the first directory of the fixed PATH the driver's runner uses (`driver/runner/exec.go`; PATH cannot be used, the runner ignores it), holds `blkid` (a shell script answering `TYPE=ext4`: the path of every mount but a volume's first), `fsck` (a script exiting 0), and `mount`/`umount` (`bench/internal/cmd/mountstub`, one syscall each: a 1 MiB tmpfs named after the device, a bind, an umount2). mount/umount cannot be plain no-ops: the driver checks with statx that what it mounted is a mount point and that the pod dir is a bind of the global mount, and with nothing mounted the unmount would take a different, shorter path (\"already unmounted\"). So what remains is the driver's own work (config, log, lock, state records written atomically, statx checks, validation) plus exec'ing %d trivial tools for a mount and %d for an unmount. The example driver (bash+jq) runs with the same stubs; it mounts straight at the pod dir, with no global mount, lock, state or refcount, so it does less. %d cycles (a new pod each), interleaved.\n\n", x.MountToolRuns, x.UnmountTools, fb.Summarize(x.OursMount.Wall).N)
 	r.cycleTable(b, x)
-	p("- Reproduce: %s.\n\n", r.cmd("noop", "BenchmarkNoopCycle"))
+	p("- Reproduce: %s.\n\n", r.cmd("noop"))
 }
 
 func (r *report) cycleTable(b *strings.Builder, x *fb.CycleResult) {
@@ -120,7 +120,7 @@ func (r *report) writeReal(b *strings.Builder) {
 	}
 	r.writeVM(b)
 	p("- Waits: the driver has no fixed sleep on these paths. Its waits end as soon as their condition holds: polling the volume lock while another call holds it (benchmark 5 shows it under contention), and in the RBD and iSCSI backends fencing while another client watches the image, the device's appearance and the kernel's size after a resize; a device whose read check fails is re-probed after a short backoff, a bounded number of times, before the driver refuses to format it.\n")
-	p("- Reproduce: %s; the VM: `go -C bench run ./report -only real -vm -o -`.\n\n", r.cmd("real", "BenchmarkRealCycle"))
+	p("- Reproduce: %s; the VM: `go -C bench run ./report -only real -vm -o -`.\n\n", r.cmd("real"))
 }
 
 func (r *report) vmErr() string {
@@ -193,7 +193,7 @@ func (r *report) writeFirst(b *strings.Builder) {
 	p("\n")
 	r.writeLayouts(b)
 	r.writeWhyMissed(b)
-	p("- Reproduce: %s.\n\n", r.cmd("first", "BenchmarkFirstMount"))
+	p("- Reproduce: %s.\n\n", r.cmd("first"))
 }
 
 func bytesName(b float64) string {
@@ -234,7 +234,7 @@ func (r *report) writeRefcount(b *strings.Builder) {
 	} else {
 		r.setGoal("refcount", "", fig, notJudged(fmt.Sprintf("this run went to %d mounts, the goal is at 10,000", last.Unrelated)))
 	}
-	p("- Reproduce: %s.\n\n", r.cmd("refcount", "BenchmarkRefcount"))
+	p("- Reproduce: %s.\n\n", r.cmd("refcount"))
 }
 
 func (r *report) writeConcurrency(b *strings.Builder) {
@@ -293,7 +293,7 @@ func (r *report) writeConcurrency(b *strings.Builder) {
 		}
 		r.setGoal("conc-pods", podText, podFig, podVerdict)
 	}
-	p("\n- Reproduce: %s.\n\n", r.cmd("concurrency", "BenchmarkConcurrency"))
+	p("\n- Reproduce: %s.\n\n", r.cmd("concurrency"))
 }
 
 // roundsList is one figure per round, "1" or "1, 1, 1".

@@ -63,7 +63,7 @@ func FirstMount(e *Env, root string, o FirstMountOpts) ([]*FirstMountRow, error)
 		return nil, err
 	}
 	defer c.Close()
-	log := &LogReader{Path: p.Log}
+	log := &logReader{Path: p.Log}
 	plainDir := filepath.Join(root, "plain-mnt")
 	if err := os.MkdirAll(plainDir, 0o755); err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func settle(loop *loop) error {
 	return nil
 }
 
-func (row *FirstMountRow) ours(c *caller, p *testkit.Plugin, log *LogReader, loop *loop, i int) error {
+func (row *FirstMountRow) ours(c *caller, p *testkit.Plugin, log *logReader, loop *loop, i int) error {
 	if err := settle(loop); err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (row *FirstMountRow) ours(c *caller, p *testkit.Plugin, log *LogReader, loo
 	if a := testkit.Decode(x.Output); a.Status != "Success" {
 		return fmt.Errorf("flexblock first mount %s %s: %s", row.FS, SizeName(row.Size), a.Message)
 	}
-	calls, err := log.Next()
+	calls, err := log.next()
 	if err != nil || len(calls) != 1 {
 		return fmt.Errorf("driver log: want 1 call, got %d (%v)", len(calls), err)
 	}

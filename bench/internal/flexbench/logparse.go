@@ -25,24 +25,24 @@ type toolLog struct {
 	Exit int
 }
 
-// OwnMs is the time the driver spent outside its tools, as the log has it.
-func (c callLog) OwnMs() float64 { return c.CallMs - c.ToolMs }
+// ownMs is the time the driver spent outside its tools, as the log has it.
+func (c callLog) ownMs() float64 { return c.CallMs - c.ToolMs }
 
-// LogReader reads the calls a driver's log gains between reads.
-type LogReader struct {
+// logReader reads the calls a driver's log gains between reads.
+type logReader struct {
 	Path string
 	off  int64
 }
 
 // skip moves past everything logged so far.
-func (r *LogReader) skip() {
+func (r *logReader) skip() {
 	if st, err := os.Stat(r.Path); err == nil {
 		r.off = st.Size()
 	}
 }
 
-// Next returns the calls completed since the last read, in log order.
-func (r *LogReader) Next() ([]callLog, error) {
+// next returns the calls completed since the last read, in log order.
+func (r *logReader) next() ([]callLog, error) {
 	f, err := os.Open(r.Path)
 	if err != nil {
 		return nil, err

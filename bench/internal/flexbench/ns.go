@@ -27,8 +27,8 @@ func Priority() int {
 	return 20 - p // the raw syscall returns 20 - nice
 }
 
-// InPrivateNS tells whether EnterPrivateMountNS already re-executed us.
-func InPrivateNS() bool { return os.Getenv(nsEnv) == "1" }
+// inPrivateNS tells whether EnterPrivateMountNS already re-executed us.
+func inPrivateNS() bool { return os.Getenv(nsEnv) == "1" }
 
 // EnterPrivateMountNS re-executes the running program (same arguments) in
 // a new mount namespace with private propagation (unshare -m), unless it
@@ -37,7 +37,7 @@ func InPrivateNS() bool { return os.Getenv(nsEnv) == "1" }
 // after a crash; loop devices are global and are detached by the runs.
 // It returns only on error.
 func EnterPrivateMountNS() error {
-	if InPrivateNS() {
+	if inPrivateNS() {
 		return nil
 	}
 	if os.Geteuid() != 0 {

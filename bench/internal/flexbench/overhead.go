@@ -32,7 +32,7 @@ func (s *Series) add(x sample) {
 
 // addLog records the driver's own account of the same call.
 func (s *Series) addLog(c callLog) {
-	s.OwnMs = append(s.OwnMs, c.OwnMs())
+	s.OwnMs = append(s.OwnMs, c.ownMs())
 	s.ToolMs = append(s.ToolMs, c.ToolMs)
 	s.CallMs = append(s.CallMs, c.CallMs)
 }
@@ -193,7 +193,7 @@ func cycle(e *Env, root, dev, fsType string, n int) (*CycleResult, error) {
 		return nil, err
 	}
 	defer c.Close()
-	log := &LogReader{Path: ours.Log}
+	log := &logReader{Path: ours.Log}
 	r := &CycleResult{
 		Floor:       &Series{Name: "/bin/true (floor)"},
 		OursMount:   &Series{Name: "flexblock mount"},
@@ -229,7 +229,7 @@ func cycle(e *Env, root, dev, fsType string, n int) (*CycleResult, error) {
 // podCycle mounts and unmounts one pod's volume through p, into mount
 // and unmount when keep. With log (flexblock's own), each call is also
 // split into tool time and own time, and nothing may stay mounted.
-func (r *CycleResult) podCycle(c *caller, p *testkit.Plugin, log *LogReader, uid, opts string, keep bool, mount, unmount *Series) error {
+func (r *CycleResult) podCycle(c *caller, p *testkit.Plugin, log *logReader, uid, opts string, keep bool, mount, unmount *Series) error {
 	pod := p.PodDir(uid, "data")
 	if err := mkPodDir(pod); err != nil {
 		return err
@@ -266,8 +266,8 @@ func (r *CycleResult) podCycle(c *caller, p *testkit.Plugin, log *LogReader, uid
 
 // addCallLog reads the one call the driver logged since the last read
 // into s (when keep), with its tools' times by "call/tool".
-func (r *CycleResult) addCallLog(log *LogReader, s *Series, call string, keep bool) error {
-	calls, err := log.Next()
+func (r *CycleResult) addCallLog(log *logReader, s *Series, call string, keep bool) error {
+	calls, err := log.next()
 	if err != nil || len(calls) != 1 {
 		return fmt.Errorf("driver log: want 1 call, got %d (%v)", len(calls), err)
 	}

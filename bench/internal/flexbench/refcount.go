@@ -21,7 +21,7 @@ type unrelated struct {
 // newUnrelated mounts a tmpfs at dir for the mount points. Call only in a
 // private mount namespace.
 func newUnrelated(dir string) (*unrelated, error) {
-	if !InPrivateNS() {
+	if !inPrivateNS() {
 		return nil, fmt.Errorf("refusing to make thousands of mounts outside a private mount namespace")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -94,7 +94,7 @@ func Refcount(e *Env, root string, o RefcountOpts) ([]*RefcountRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := &LogReader{Path: p.Log}
+	log := &logReader{Path: p.Log}
 	defer UnmountUnder(root)
 	un, err := newUnrelated(filepath.Join(root, "unrelated"))
 	if err != nil {
@@ -138,7 +138,7 @@ func Refcount(e *Env, root string, o RefcountOpts) ([]*RefcountRow, error) {
 			if a := testkit.Decode(ux.Output); a.Status != "Success" {
 				return nil, fmt.Errorf("unmount with %d mounts: %s", count, a.Message)
 			}
-			calls, err := log.Next()
+			calls, err := log.next()
 			if err != nil || len(calls) != 2 {
 				return nil, fmt.Errorf("driver log: want 2 calls, got %d (%v)", len(calls), err)
 			}

@@ -27,7 +27,7 @@ var stubScripts = map[string]string{
 // the one-syscall mount/umount (stubBin). The returned func removes it.
 // Call only inside a private mount namespace.
 func installStubs(stubBin string) (func(), error) {
-	if !InPrivateNS() {
+	if !inPrivateNS() {
 		return nil, fmt.Errorf("refusing to cover %s outside a private mount namespace", stubDir)
 	}
 	if err := unix.Mount("flexbench-stubs", stubDir, "tmpfs", 0, "mode=0755"); err != nil {

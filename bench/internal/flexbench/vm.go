@@ -162,56 +162,8 @@ func RunVM(e *Env, bin string, o VMOpts, log func(string)) (*VMResult, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		out.WriteString(sc.Text() + "\n")
-		line := strings.TrimSpace(sc.Text())
-		if js, ok := strings.CutPrefix(line, "FLEXBENCH "); ok {
-			var c VMCall
-			if json.Unmarshal([]byte(js), &c) == nil {
-				r.Calls = append(r.Calls, c)
-				if log != nil {
-					log(fmt.Sprintf("  vm: %s %s %.0f ms %s", c.Backend, c.Call, c.WallMs, c.Tag))
-				}
-			}
-			continue
-		}
-		if js, ok := strings.CutPrefix(line, "FLEXFLOOR "); ok {
-			var x vMExec
-			if json.Unmarshal([]byte(js), &x) == nil {
-				r.Floor = append(r.Floor, x)
-			}
-			continue
-		}
-		if js, ok := strings.CutPrefix(line, "FLEXPLAIN "); ok {
-			var x VMPlainFormat
-			if json.Unmarshal([]byte(js), &x) == nil {
-				r.Plain = append(r.Plain, x)
-				if log != nil {
-					log(fmt.Sprintf("  vm: plain format %d MiB: %.0f ms", x.SizeMiB, x.Total()))
-				}
-			}
-			continue
-		}
-		if js, ok := strings.CutPrefix(line, "FLEXGROW "); ok {
-			var x VMGrow
-			if json.Unmarshal([]byte(js), &x) == nil {
-				r.Grow = append(r.Grow, x)
-				if log != nil {
-					log(fmt.Sprintf("  vm: online grow (%s): exit %d, %d -> %d bytes", x.Layout, x.Exit, x.BeforeBytes, x.AfterBytes))
-				}
-			}
-			continue
-		}
-		if note, ok := strings.CutPrefix(line, "FLEXNOTE "); ok {
-			r.Notes = append(r.Notes, note)
-			if log != nil {
-				log("  vm: note: " + note)
-			}
-			continue
-		}
-		if strings.HasSuffix(line, "failed") && strings.Contains(line, "passed,") {
-			r.Summary = line
-		}
-		if log != nil && (strings.HasPrefix(line, "setup:") || strings.HasPrefix(line, "---") || strings.HasPrefix(line, "FAIL")) {
-			log("  vm: " + line)
+		if note := r.parseLine(sc.Text()); note != "" && log != nil {
+			log("  vm: " + note)
 		}
 	}
 	pr.Close()
@@ -239,4 +191,51 @@ func RunVM(e *Env, bin string, o VMOpts, log func(string)) (*VMResult, error) {
 		return r, fmt.Errorf("the VM run ended with %v after %d of %d calls%s", err, cycles, 4*n, why)
 	}
 	return r, nil
+}
+
+// parseLine adds what one line of the VM run's output tells to r: the
+// scenario's FLEX* records (JSON after the tag), the runner's summary. It
+// returns what is worth a progress line ("" for nothing).
+func (r *VMResult) parseLine(line string) string {
+	line = strings.TrimSpace(line)
+	tag, js, _ := strings.Cut(line, " ")
+	switch tag {
+	case "FLEXBENCH":
+		var c VMCall
+		if json.Unmarshal([]byte(js), &c) != nil {
+			return ""
+		}
+		r.Calls = append(r.Calls, c)
+		return fmt.Sprintf("%s %s %.0f ms %s", c.Backend, c.Call, c.WallMs, c.Tag)
+	case "FLEXFLOOR":
+		var x vMExec
+		if json.Unmarshal([]byte(js), &x) == nil {
+			r.Floor = append(r.Floor, x)
+		}
+		return ""
+	case "FLEXPLAIN":
+		var x VMPlainFormat
+		if json.Unmarshal([]byte(js), &x) != nil {
+			return ""
+		}
+		r.Plain = append(r.Plain, x)
+		return fmt.Sprintf("plain format %d MiB: %.0f ms", x.SizeMiB, x.Total())
+	case "FLEXGROW":
+		var x VMGrow
+		if json.Unmarshal([]byte(js), &x) != nil {
+			return ""
+		}
+		r.Grow = append(r.Grow, x)
+		return fmt.Sprintf("online grow (%s): exit %d, %d -> %d bytes", x.Layout, x.Exit, x.BeforeBytes, x.AfterBytes)
+	case "FLEXNOTE":
+		r.Notes = append(r.Notes, js)
+		return "note: " + js
+	}
+	if strings.HasSuffix(line, "failed") && strings.Contains(line, "passed,") {
+		r.Summary = line
+	}
+	if strings.HasPrefix(line, "setup:") || strings.HasPrefix(line, "---") || strings.HasPrefix(line, "FAIL") {
+		return line
+	}
+	return ""
 }
