@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/flexblock/flexblock/driver/config"
+	"github.com/flexblock/flexblock/driver/state"
 )
 
 // Defaults shared with the DaemonSet example and the doctor.
@@ -38,7 +39,6 @@ const (
 	execMode   fs.FileMode = 0o755
 	configMode fs.FileMode = 0o644
 	dirMode    fs.FileMode = 0o755
-	tmpMarker              = ".tmp-"
 )
 
 // DriverName is the name pods use: flexblock/<backend>.
@@ -213,12 +213,12 @@ func WriteIfChanged(path string, data []byte, mode fs.FileMode) (Action, error) 
 				return Unchanged, nil
 			}
 		}
-		if err := WriteAtomic(path, data, mode); err != nil {
+		if err := state.WriteFileAtomic(path, data, mode); err != nil {
 			return "", err
 		}
 		return Replaced, nil
 	case errors.Is(err, fs.ErrNotExist):
-		if err := WriteAtomic(path, data, mode); err != nil {
+		if err := state.WriteFileAtomic(path, data, mode); err != nil {
 			return "", err
 		}
 		return Created, nil
@@ -241,53 +241,6 @@ func sameContent(path string, data []byte) (bool, error) {
 	return bytes.Equal(h.Sum(nil), want[:]), nil
 }
 
-// WriteAtomic writes data to path so readers (and kubelet's prober) see the
-// old file or the new one, never a partial one: a dot-named temp file in
-// the same directory, fsync, chmod, rename, fsync of the directory. A
-// running old executable keeps its inode; no "text file busy".
-func WriteAtomic(path string, data []byte, mode fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+tmpMarker+"*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
-
 // removeStaleTemps deletes temp files an interrupted install left behind.
 // Recent ones may belong to a concurrent installer and are kept.
 func removeStaleTemps(dir string) {
@@ -297,7 +250,7 @@ func removeStaleTemps(dir string) {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if !strings.HasPrefix(n, ".") || !strings.Contains(n, tmpMarker) {
+		if !strings.HasPrefix(n, ".") || !strings.Contains(n, state.TempMarker) {
 			continue
 		}
 		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Minute {

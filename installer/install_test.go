@@ -212,8 +212,8 @@ func TestStaleTempFilesAreRemoved(t *testing.T) {
 	e := newEnv(t)
 	mustInstall(t, e.options(bin))
 	dir := DriverDir(e.plugin, "rbd")
-	stale := filepath.Join(dir, ".rbd"+tmpMarker+"123")
-	fresh := filepath.Join(dir, ".rbd"+tmpMarker+"456")
+	stale := filepath.Join(dir, ".rbd"+state.TempMarker+"123")
+	fresh := filepath.Join(dir, ".rbd"+state.TempMarker+"456")
 	for _, p := range []string{stale, fresh} {
 		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
 			t.Fatal(err)

@@ -82,7 +82,7 @@ func Uninstall(o UninstallOptions) (*UninstallResult, error) {
 		res.Removed = append(res.Removed, d)
 	}
 	if len(dirs) > 0 {
-		_ = syncDir(o.PluginDir)
+		_ = state.SyncDir(o.PluginDir)
 	}
 	return res, nil
 }
