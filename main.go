@@ -30,7 +30,7 @@ func main() {
 	if b, ok := app.Personality(os.Args[0], all); ok {
 		// A kubelet call: no CLI framework, one JSON answer, exit 0 always
 		// (a non-zero exit makes kubelet log our argv, secrets included).
-		app.Run(app.Call{Backend: b, ConfigPath: config.ForExecutable(absolute(os.Args[0])), Args: os.Args[1:], Isolate: true, Observe: backends.Observer()}, os.Stdout)
+		app.Answer(app.Call{Backend: b, ConfigPath: config.ForExecutable(absolute(os.Args[0])), Args: os.Args[1:], Isolate: true, Observe: backends.Observer()}, os.Stdout)
 		os.Exit(0)
 	}
 	cmd := &cli.App{

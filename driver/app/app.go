@@ -58,9 +58,9 @@ func Personality(argv0 string, all []volume.Backend) (volume.Backend, bool) {
 	return nil, false
 }
 
-// Run performs c and writes the answer to out. It never fails: every
+// Answer performs c and writes its one answer to out. It never fails: every
 // problem is a Failure answer.
-func Run(c Call, out io.Writer) {
+func Answer(c Call, out io.Writer) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	start := time.Now()
@@ -95,7 +95,7 @@ func Run(c Call, out io.Writer) {
 			}
 		}
 		l.Observe = c.Observe
-		res = flexvol.Run(ctx, l, c.Args, func(v any, stack []byte) {
+		res = flexvol.Handle(ctx, l, c.Args, func(v any, stack []byte) {
 			log.Error(logging.EventPanic, "value", fmt.Sprint(v), "stack", logging.Clip(string(stack), logging.MaxAnswer))
 		})
 	}

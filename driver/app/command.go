@@ -23,7 +23,7 @@ func Command(b volume.Backend, observe func(volume.Step)) *cli.Command {
 			if cfg == "" {
 				cfg = filepath.Join(os.TempDir(), "flexblock-no-config", config.FileName)
 			}
-			Run(Call{Backend: b, ConfigPath: cfg, Args: c.Args().Slice(), Observe: observe}, os.Stdout)
+			Answer(Call{Backend: b, ConfigPath: cfg, Args: c.Args().Slice(), Observe: observe}, os.Stdout)
 			return nil
 		},
 	}

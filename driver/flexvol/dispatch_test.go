@@ -119,9 +119,9 @@ type panicky struct{ recorder }
 
 func (panicky) Init() volume.Capabilities { panic("boom") }
 
-func TestRunRecoversPanics(t *testing.T) {
+func TestHandleRecoversPanics(t *testing.T) {
 	var logged string
-	res := Run(context.Background(), &panicky{}, []string{"init"}, func(v any, _ []byte) { logged = v.(string) })
+	res := Handle(context.Background(), &panicky{}, []string{"init"}, func(v any, _ []byte) { logged = v.(string) })
 	if res.Status != StatusFailure || !strings.Contains(res.Message, "internal error") || logged != "boom" {
 		t.Fatalf("%+v %q", res, logged)
 	}

@@ -143,7 +143,7 @@ func TestHostileCorpus(t *testing.T) {
 		mask := &logging.Masker{}
 		d := app.NewLifecycle(backends[backend], cfg, script, mask, logging.New(nil))
 		for _, c := range cases(backend, root) {
-			res := flexvol.Run(context.Background(), d, c.args, nil)
+			res := flexvol.Handle(context.Background(), d, c.args, nil)
 			total++
 			if res.Status != flexvol.StatusFailure || !strings.Contains(res.Message, c.want) {
 				t.Errorf("%s/%s: got %s %q, want Failure naming %q", backend, c.name, res.Status, short(res.Message), c.want)

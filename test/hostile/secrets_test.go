@@ -74,5 +74,5 @@ func mountWithKeyring(t *testing.T, dirs []string, keyring string) (flexvol.Resu
 	b, _ := json.Marshal(opts)
 	script := &runner.Script{Strict: true}
 	d := app.NewLifecycle(backends["rbd"], cfg, script, &logging.Masker{}, logging.New(nil))
-	return flexvol.Run(context.Background(), d, []string{"mount", pod, string(b)}, nil), script
+	return flexvol.Handle(context.Background(), d, []string{"mount", pod, string(b)}, nil), script
 }

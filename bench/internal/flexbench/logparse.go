@@ -12,7 +12,7 @@ type callLog struct {
 	PID    int
 	Call   string
 	Status string
-	CallMs float64 // "call done" ms: from the start of app.Run to the answer
+	CallMs float64 // "call done" ms: from the start of app.Answer to the answer
 	ToolMs float64 // sum of the "exec" ms of the tools it ran
 	Tools  []toolLog
 }

@@ -9,9 +9,9 @@ import (
 	"runtime/debug"
 )
 
-// Run dispatches one call and always returns a Result: a panic anywhere
+// Handle dispatches one call and always returns a Result: a panic anywhere
 // below becomes a Failure instead of a stack trace on kubelet's pipe.
-func Run(ctx context.Context, l Lifecycle, args []string, onPanic func(v any, stack []byte)) (r Result) {
+func Handle(ctx context.Context, l Lifecycle, args []string, onPanic func(v any, stack []byte)) (r Result) {
 	defer func() {
 		if v := recover(); v != nil {
 			if onPanic != nil {
