@@ -57,3 +57,13 @@ func Main(m *testing.M, bin *string, tags ...string) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// NeedRoot skips t, saying why, when the process is not root: the test
+// makes loop devices and mounts. (A skip, not an early exit of the whole
+// binary, so that "ok" never means "nothing ran".)
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loop devices and mounts")
+	}
+}

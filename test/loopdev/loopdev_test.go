@@ -20,17 +20,12 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("loopdev tests need root: skipped")
-		os.Exit(0)
-	}
-	testkit.Main(m, &bin, "flexblocktest")
-}
+func TestMain(m *testing.M) { testkit.Main(m, &bin, "flexblocktest") }
 
 // loopDev attaches a sparse file of size MiB and detaches it at cleanup.
 func loopDev(t *testing.T, mib int) (dev, file string) {
 	t.Helper()
+	testkit.NeedRoot(t)
 	file = filepath.Join(t.TempDir(), "disk.img")
 	f, err := os.Create(file)
 	if err != nil {
@@ -110,12 +105,14 @@ func cleanupMounts(t *testing.T, p *testkit.Plugin) {
 }
 
 func newPlugin(t *testing.T) *testkit.Plugin {
+	testkit.NeedRoot(t)
 	p := testkit.Install(t, bin, "loop", nil)
 	cleanupMounts(t, p)
 	return p
 }
 
 func TestBlankDeviceIsFormattedMountedAndReleased(t *testing.T) {
+	testkit.NeedRoot(t)
 	for _, fs := range []string{"ext4", "xfs", "btrfs"} {
 		t.Run(fs, func(t *testing.T) {
 			p := newPlugin(t)
@@ -161,6 +158,7 @@ func TestBlankDeviceIsFormattedMountedAndReleased(t *testing.T) {
 }
 
 func TestExistingFilesystemIsMountedNotFormatted(t *testing.T) {
+	testkit.NeedRoot(t)
 	p := newPlugin(t)
 	dev, _ := loopDev(t, 64)
 	run(t, "mkfs.ext4", "-q", "-F", dev)
@@ -189,6 +187,7 @@ func TestExistingFilesystemIsMountedNotFormatted(t *testing.T) {
 // Devices that must never be formatted: each refusal leaves the device
 // byte-for-byte unchanged and nothing mounted.
 func TestRefusalsLeaveDeviceUnchanged(t *testing.T) {
+	testkit.NeedRoot(t)
 	cases := []struct {
 		name    string
 		prepare func(t *testing.T, dev string)
@@ -237,6 +236,7 @@ func TestRefusalsLeaveDeviceUnchanged(t *testing.T) {
 }
 
 func TestTwoPodsShareOneGlobalMount(t *testing.T) {
+	testkit.NeedRoot(t)
 	p := newPlugin(t)
 	dev, _ := loopDev(t, 64)
 	pod1, pod2 := p.PodDir("pod-1", "v"), p.PodDir("pod-2", "v")
@@ -276,6 +276,7 @@ func TestTwoPodsShareOneGlobalMount(t *testing.T) {
 }
 
 func TestAttachModeLifecycle(t *testing.T) {
+	testkit.NeedRoot(t)
 	p := testkit.Install(t, bin, "loop", map[string]any{"attach": true})
 	cleanupMounts(t, p)
 	dev, _ := loopDev(t, 64)
@@ -313,6 +314,7 @@ func TestAttachModeLifecycle(t *testing.T) {
 // all unmount at once. The end state is consistent: one global mount and
 // five binds per volume in between, nothing at the end, one release each.
 func TestConcurrentCallsConverge(t *testing.T) {
+	testkit.NeedRoot(t)
 	p := newPlugin(t)
 	var devs []string
 	for i := 0; i < 4; i++ {
