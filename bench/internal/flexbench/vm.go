@@ -201,32 +201,23 @@ func (r *VMResult) parseLine(line string) string {
 	tag, js, _ := strings.Cut(line, " ")
 	switch tag {
 	case "FLEXBENCH":
-		var c VMCall
-		if json.Unmarshal([]byte(js), &c) != nil {
-			return ""
-		}
-		r.Calls = append(r.Calls, c)
-		return fmt.Sprintf("%s %s %.0f ms %s", c.Backend, c.Call, c.WallMs, c.Tag)
-	case "FLEXFLOOR":
-		var x vMExec
-		if json.Unmarshal([]byte(js), &x) == nil {
-			r.Floor = append(r.Floor, x)
+		if c, ok := appendJSON(&r.Calls, js); ok {
+			return fmt.Sprintf("%s %s %.0f ms %s", c.Backend, c.Call, c.WallMs, c.Tag)
 		}
 		return ""
+	case "FLEXFLOOR":
+		appendJSON(&r.Floor, js)
+		return ""
 	case "FLEXPLAIN":
-		var x VMPlainFormat
-		if json.Unmarshal([]byte(js), &x) != nil {
-			return ""
+		if x, ok := appendJSON(&r.Plain, js); ok {
+			return fmt.Sprintf("plain format %d MiB: %.0f ms", x.SizeMiB, x.Total())
 		}
-		r.Plain = append(r.Plain, x)
-		return fmt.Sprintf("plain format %d MiB: %.0f ms", x.SizeMiB, x.Total())
+		return ""
 	case "FLEXGROW":
-		var x VMGrow
-		if json.Unmarshal([]byte(js), &x) != nil {
-			return ""
+		if x, ok := appendJSON(&r.Grow, js); ok {
+			return fmt.Sprintf("online grow (%s): exit %d, %d -> %d bytes", x.Layout, x.Exit, x.BeforeBytes, x.AfterBytes)
 		}
-		r.Grow = append(r.Grow, x)
-		return fmt.Sprintf("online grow (%s): exit %d, %d -> %d bytes", x.Layout, x.Exit, x.BeforeBytes, x.AfterBytes)
+		return ""
 	case "FLEXNOTE":
 		r.Notes = append(r.Notes, js)
 		return "note: " + js
@@ -238,4 +229,15 @@ func (r *VMResult) parseLine(line string) string {
 		return line
 	}
 	return ""
+}
+
+// appendJSON decodes js and appends it to dst; a record that does not
+// decode is left out.
+func appendJSON[T any](dst *[]T, js string) (T, bool) {
+	var x T
+	if json.Unmarshal([]byte(js), &x) != nil {
+		return x, false
+	}
+	*dst = append(*dst, x)
+	return x, true
 }
