@@ -85,7 +85,7 @@ func (b *Backend) identify(dev string, m mapping, imageID string) error {
 		return errkind.Errorf(errkind.Mismatch, "%s now maps %s, not %s: the kernel reused the device number; refusing to use it",
 			dev, spec(k.Pool, k.Namespace, k.Image, k.Snapshot), m.spec())
 	}
-	if imageID != "" && k.ImageID != "" && k.ImageID != imageID {
+	if !sameImage(k.ImageID, imageID) {
 		return errkind.Errorf(errkind.Mismatch, "%s maps image id %s, not %s (%s): another image of the same name; refusing to use it", dev, k.ImageID, imageID, m.spec())
 	}
 	return b.checkNode(k)

@@ -105,12 +105,32 @@ func TestIdentify(t *testing.T) {
 // only one of the same image id, and refuses a device node that is not
 // the kernel's device.
 func TestAcquireTrustsTheKernel(t *testing.T) {
+	// kube/img of another cluster (another image id) is mapped: not ours,
+	// not reused, and not unmapped when our map fails.
 	f := newFixture(t, "")
 	f.kmap(t, "/dev/rbd0", "kube/img", "0therc1uster")
-	f.script.On("rbd info", infoLayering, 0)
-	_, _, err := f.mustParse(t, base()...).Acquire(context.Background(), f.env, false)
-	if !errors.Is(err, errkind.Mismatch) || !strings.Contains(err.Error(), "another cluster") || f.ran("rbd map") {
-		t.Fatalf("err = %v %q", err, f.script.Lines())
+	f.script.On("rbd info", infoLayering, 0).On("rbd status", "{}", 0).OnFunc("rbd map", f.mapsTo(t, "/dev/rbd1"))
+	if dev, _, err := f.mustParse(t, base()...).Acquire(context.Background(), f.env, false); err != nil || dev != "/dev/rbd1" {
+		t.Fatalf("%s %v %q", dev, err, f.script.Lines())
+	}
+	f = newFixture(t, "")
+	f.kmap(t, "/dev/rbd0", "kube/img", "0therc1uster")
+	f.script.On("rbd info", infoLayering, 0).On("rbd status", "{}", 0)
+	f.script.OnFunc("rbd map", func(c runner.Cmd) (runner.Result, error) {
+		f.kmap(t, "/dev/rbd1", "kube/img", imageID)
+		return runner.Result{ExitCode: -1}, fmt.Errorf("rbd map: %w after 90s", runner.ErrTimeout)
+	}).On("rbd unmap", "", 0)
+	if _, _, err := f.mustParse(t, base()...).Acquire(context.Background(), f.env, false); err == nil || f.ran("rbd unmap /dev/rbd0") || !f.ran("rbd unmap /dev/rbd1") {
+		t.Fatalf("%v %q", err, f.script.Lines())
+	}
+	// Release of our record leaves the other cluster's mapping alone.
+	f = newFixture(t, "")
+	f.kmap(t, "/dev/rbd0", "kube/img", "0therc1uster")
+	f.kmap(t, "/dev/rbd1", "kube/img", imageID)
+	f.script.On("rbd unmap", "", 0)
+	rec := &state.Record{ID: "x", Device: "/dev/rbd0", Data: json.RawMessage(`{"pool":"kube","image":"img","device":"/dev/rbd0","imageId":"` + imageID + `"}`)}
+	if err := f.b.Release(context.Background(), f.env, rec); err != nil || len(f.script.Calls) != 0 {
+		t.Fatalf("%v %q", err, f.script.Lines())
 	}
 
 	f = newFixture(t, "")

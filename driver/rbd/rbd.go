@@ -116,7 +116,7 @@ func (v *Volume) Acquire(ctx context.Context, env *volume.Env, nodeLocal bool) (
 	}
 	dev, err := v.mapImage(ctx, env, auth, info.ID)
 	if err != nil {
-		return "", nil, errors.Join(err, v.undoMap(ctx, env))
+		return "", nil, errors.Join(err, v.undoMap(ctx, env, info.ID))
 	}
 	env.Log.Info("mapped", "image", v.ImageSpec(), "device", dev, "readOnly", v.ReadOnly)
 	return dev, v.data(dev, info.ID), nil
@@ -138,8 +138,8 @@ func (v *Volume) key() mapping {
 
 // mapped finds, in sysfs, an existing mapping of exactly this pool/
 // namespace/image/snapshot and image id (a retry, or a call that died
-// after mapping). A read-only mapping is not reused for a read-write
-// volume.
+// after mapping); a same-named image of another cluster (another image id)
+// is not it. A read-only mapping is not reused for a read-write volume.
 func (v *Volume) mapped(env *volume.Env, imageID string) (string, error) {
 	list, err := v.b.kernelMappings()
 	if err != nil {
@@ -149,9 +149,9 @@ func (v *Volume) mapped(env *volume.Env, imageID string) (string, error) {
 		if !k.is(v.key()) {
 			continue
 		}
-		if imageID != "" && k.ImageID != "" && k.ImageID != imageID {
-			return "", errkind.Errorf(errkind.Mismatch, "%s maps an image %s of another cluster (image id %s, the monitors %s have %s): unmap it (rbd unmap %s) or use the monitors of that cluster",
-				k.device(), v.ImageSpec(), k.ImageID, v.Monitors, imageID, k.device())
+		if !sameImage(k.ImageID, imageID) {
+			env.Log.Info("another cluster's image of the same name is mapped", "image", v.ImageSpec(), "device", k.device(), "imageId", k.ImageID)
+			continue
 		}
 		if err := v.b.checkNode(k); err != nil {
 			return "", err
@@ -164,6 +164,10 @@ func (v *Volume) mapped(env *volume.Env, imageID string) (string, error) {
 	}
 	return "", nil
 }
+
+// sameImage compares image ids; an unknown one (a record of an older
+// version, a kernel without image_id) does not tell them apart.
+func sameImage(a, b string) bool { return a == "" || b == "" || a == b }
 
 func (b *Backend) readOnlyDevice(dev string) bool {
 	raw, err := os.ReadFile(filepath.Join(b.SysBlock, filepath.Base(dev), "ro"))
@@ -388,7 +392,7 @@ func (v *Volume) mapImage(ctx context.Context, env *volume.Env, auth []string, i
 // undoMap removes a mapping a failed (for example killed at its timeout)
 // `rbd map` may have made: there was none before it (mapped said so), and
 // the volume lock keeps other calls of this driver away.
-func (v *Volume) undoMap(ctx context.Context, env *volume.Env) error {
+func (v *Volume) undoMap(ctx context.Context, env *volume.Env, imageID string) error {
 	ctx = context.WithoutCancel(ctx) // the runner still bounds each call
 	list, err := v.b.kernelMappings()
 	if err != nil {
@@ -396,7 +400,7 @@ func (v *Volume) undoMap(ctx context.Context, env *volume.Env) error {
 	}
 	var errs []error
 	for _, k := range list {
-		if k.is(v.key()) {
+		if k.is(v.key()) && sameImage(k.ImageID, imageID) {
 			env.Log.Warn("removing the mapping of a failed map", "image", v.ImageSpec(), "device", k.device())
 			errs = append(errs, v.b.unmap(ctx, env, k.device()))
 		}

@@ -35,7 +35,7 @@ func (b *Backend) Release(ctx context.Context, env *volume.Env, rec *state.Recor
 	}
 	var errs []error
 	for _, k := range list {
-		if k.is(m) && (m.Device == "" || k.device() == m.Device) && (m.ImageID == "" || k.ImageID == "" || k.ImageID == m.ImageID) {
+		if k.is(m) && (m.Device == "" || k.device() == m.Device) && sameImage(k.ImageID, m.ImageID) {
 			errs = append(errs, b.unmap(ctx, env, k.device()))
 		}
 	}
