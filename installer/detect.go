@@ -11,11 +11,17 @@ import (
 	"strings"
 )
 
+// DefaultKubeletRoot is kubelet's --root-dir when it is not given.
+const DefaultKubeletRoot = "/var/lib/kubelet"
+
 // Detection is what a running kubelet says about its plugin dir.
 type Detection struct {
 	KubeletPID int    // 0: no kubelet process found
 	PluginDir  string // "": the kubelet uses the default (or it could not be told)
 	From       string // where PluginDir came from, for messages
+	// RootDir is the kubelet's --root-dir (its default when the flag is
+	// not given): the one root the driver should accept in kubelet's paths.
+	RootDir string
 	// Warnings are things that may make PluginDir wrong (an unreadable
 	// kubelet config file).
 	Warnings []string
@@ -49,7 +55,11 @@ func Detect(procRoot, fsRoot string) Detection {
 			continue
 		}
 		d.KubeletPID = pid
-		flags := parseFlags(args, "volume-plugin-dir", "config", "config-dir")
+		flags := parseFlags(args, "volume-plugin-dir", "config", "config-dir", "root-dir")
+		d.RootDir = filepath.Clean(flags["root-dir"])
+		if flags["root-dir"] == "" {
+			d.RootDir = DefaultKubeletRoot
+		}
 		if v := flags["volume-plugin-dir"]; v != "" {
 			d.PluginDir, d.From = v, fmt.Sprintf("kubelet (pid %d) flag --volume-plugin-dir", pid)
 			return d

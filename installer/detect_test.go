@@ -144,3 +144,22 @@ func TestResolvePluginDir(t *testing.T) {
 		t.Fatal("relative kubelet dir accepted")
 	}
 }
+
+// The kubelet root is read from --root-dir (both spellings), else the
+// default; the installer writes it as kubeletRoot, so the driver accepts
+// no other root by default.
+func TestDetectKubeletRoot(t *testing.T) {
+	for argv, want := range map[string]string{
+		"/usr/bin/kubelet --root-dir=/data/kubelet/": "/data/kubelet",
+		"/usr/bin/kubelet --root-dir /srv/k":         "/srv/k",
+		"/usr/bin/kubelet --v=2":                     DefaultKubeletRoot,
+	} {
+		d := Detect(fakeProc(t, map[string][]string{"42": strings.Fields(argv)}), t.TempDir())
+		if d.KubeletPID != 42 || d.RootDir != want {
+			t.Errorf("%s: %+v", argv, d)
+		}
+	}
+	if d := Detect(fakeProc(t, map[string][]string{"7": {"/bin/sh"}}), t.TempDir()); d.RootDir != "" {
+		t.Errorf("no kubelet: %+v", d)
+	}
+}

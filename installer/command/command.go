@@ -52,7 +52,7 @@ func installCommand(backends []string) *cli.Command {
 		&cli.StringFlag{Name: "log-file", EnvVars: env("LOG_FILE"), Value: config.DefaultLogFile, Usage: "driver log file (node path)"},
 		&cli.Int64Flag{Name: "log-max-bytes", EnvVars: env("LOG_MAX_BYTES"), Usage: "rotate the driver log at this size (0: 10 MiB)"},
 		&cli.StringFlag{Name: "state-dir", EnvVars: env("STATE_DIR"), Value: config.DefaultStateDir, Usage: "driver state dir (node path, tmpfs)"},
-		&cli.StringFlag{Name: "kubelet-root", EnvVars: env("KUBELET_ROOT"), Usage: "the only kubelet root dir the driver accepts in kubelet's paths (default: derived from them)"},
+		&cli.StringFlag{Name: "kubelet-root", EnvVars: env("KUBELET_ROOT"), Usage: "the only kubelet root dir the driver accepts in kubelet's paths (default: the running kubelet's --root-dir, else derived from each path)"},
 		&cli.StringFlag{Name: "default-fs-type", EnvVars: env("DEFAULT_FS_TYPE"), Usage: "filesystem for volumes without fsType (ext4, ext3, xfs, btrfs; default ext4)"},
 		&cli.StringSliceFlag{Name: "timeout", EnvVars: env("TIMEOUTS"), Usage: "per-tool timeout TOOL=DURATION, repeatable (env: comma-separated), e.g. rbd=2m; tools: rbd, iscsiadm, mount, mkfs.ext4, ..., lock, default"},
 		&cli.DurationFlag{Name: "call-deadline", EnvVars: env("CALL_DEADLINE"), Usage: "bound of one whole driver call, every tool inside it (10s..30m; 0: " + config.DefaultCallDeadline.String() + ")"},
@@ -79,6 +79,14 @@ func installCommand(backends []string) *cli.Command {
 			cfg, err := configFromFlags(c)
 			if err != nil {
 				return err
+			}
+			if cfg.KubeletRoot == "" {
+				// Safe by default: the driver then accepts kubelet's own
+				// root only, not any path of the right shape.
+				if det := installer.Detect(c.String("proc-root"), "/"); det.RootDir != "" {
+					cfg.KubeletRoot = det.RootDir
+					fmt.Printf("installer: kubelet root %s (kubelet pid %d)\n", det.RootDir, det.KubeletPID)
+				}
 			}
 			src := c.String("source")
 			if src == "" {
