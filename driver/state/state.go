@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -93,24 +95,73 @@ func (s Store) Load(backend, id string) (*Record, error) {
 		return nil, fmt.Errorf("state record name %q/%q is not a plain name", backend, id)
 	}
 	file := s.path(backend, id)
-	b, err := os.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
+	b, err := readRecord(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
+	case errors.Is(err, ErrCorrupt):
+		return nil, s.quarantine(file, err)
+	case err != nil:
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
-	}
-	r := &Record{}
-	err = json.Unmarshal(b, r)
-	if err != nil {
-		err = fmt.Errorf("%w: %v", ErrCorrupt, err)
-	} else if err = r.Validate(); err == nil && (r.Backend != backend || r.ID != id) {
-		err = fmt.Errorf("%w: file %s holds %s/%s", ErrCorrupt, file, r.Backend, r.ID)
-	}
+	r, err := decode(b, backend, id, file)
 	if err != nil {
 		return nil, s.quarantine(file, err)
 	}
 	return r, nil
+}
+
+// decode parses and validates the record file of backend/id.
+func decode(b []byte, backend, id, file string) (*Record, error) {
+	r := &Record{}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if r.Backend != backend || r.ID != id {
+		return nil, fmt.Errorf("%w: file %s holds %s/%s", ErrCorrupt, file, r.Backend, r.ID)
+	}
+	return r, nil
+}
+
+// maxRecordBytes bounds a record file: a real one is a few hundred bytes
+// (a pod list of thousands stays far below it).
+const maxRecordBytes = 1 << 20
+
+// readRecord reads a record file without following a symlink, without
+// blocking on a FIFO or device node and without reading more than
+// maxRecordBytes: a file that is not a small regular file is ErrCorrupt,
+// so it is set aside instead of hanging or exhausting every later call.
+func readRecord(file string) ([]byte, error) {
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return nil, fmt.Errorf("%w: %s is a symlink", ErrCorrupt, file)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read state: %w", err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%w: %s is a %s, not a regular file", ErrCorrupt, file, fi.Mode().Type())
+	case fi.Size() > maxRecordBytes:
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than a record can be (%d)", ErrCorrupt, file, fi.Size(), maxRecordBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRecordBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	if len(b) > maxRecordBytes {
+		return nil, fmt.Errorf("%w: %s grew past %d bytes while read", ErrCorrupt, file, maxRecordBytes)
+	}
+	return b, nil
 }
 
 // Quarantine sets r's file aside because of why (found by a caller that
