@@ -300,6 +300,13 @@ func TestSameFilesystemUUID(t *testing.T) {
 	if m, err := k.InUse(context.Background(), s.id(loopX), "new-uuid", ms, "/g"); m != nil || err != nil {
 		t.Fatalf("different UUID: %v %+v", err, m)
 	}
+	// A device the kernel holds read-only (an RBD snapshot of a mounted
+	// image) shares the UUID but cannot write: allowed.
+	ro := s.id(loopX)
+	ro.ReadOnly = true
+	if m, err := k.InUse(context.Background(), ro, "vol-uuid", ms, "/g"); m != nil || err != nil {
+		t.Fatalf("read-only device with the same UUID: %v %+v", err, m)
+	}
 	k.MaxProbes = 2
 	if _, err := k.InUse(context.Background(), s.id(loopX), "vol-uuid", ms, "/g"); !errors.Is(err, errkind.Timeout) {
 		t.Fatalf("over the probe bound: %v", err)

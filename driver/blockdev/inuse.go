@@ -81,8 +81,9 @@ func parseUUIDs(out string) map[string]string {
 // InUse returns the first mount in mounts that already uses the storage
 // behind self: the same device, a device on the same LUN (WWID), a
 // device-mapper device built on self or one self is built on, or (when
-// uuid is not "") a filesystem with the same UUID on another device (one
-// LUN through two paths that carry no WWID, an rbd image mapped twice).
+// uuid is not "" and self can be written) a filesystem with the same UUID
+// on another device (one LUN through two paths that carry no WWID, an rbd
+// image mapped twice).
 // The mount at except (the volume's own global mount) and the other
 // mounts of its filesystem are skipped when except holds self. The error
 // is errkind.Busy and says which mount, why, and what to do.
@@ -94,7 +95,11 @@ func (k Kernel) InUse(ctx context.Context, self ID, uuid string, mounts []*mount
 			return m.Info, c.busy(m.Info, why)
 		}
 	}
-	if uuid == "" {
+	// The same filesystem on another device is refused only when this
+	// device can be written: a device the kernel holds read-only (an RBD
+	// snapshot, a read-only map) cannot corrupt the other mount, even with
+	// a journal to replay, so a snapshot of a mounted image stays usable.
+	if uuid == "" || self.ReadOnly {
 		return nil, nil
 	}
 	return c.sameUUID(ctx, uuid, others)
