@@ -49,7 +49,8 @@ func (fs *FS) ParseMkfs(v string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range opts {
+		for _, o := range opts {
+			f := o.f
 			if seen[f.String()] {
 				return nil, &OptionError{Item: f.String(), Problem: "is given twice", Allowed: fs.mkfs.list()}
 			}
@@ -60,9 +61,16 @@ func (fs *FS) ParseMkfs(v string) ([]string, error) {
 	return words, nil
 }
 
+// given is one flag as parsed from a word, with its value ("" when it
+// takes none).
+type given struct {
+	f   *flag
+	val string
+}
+
 // word parses words[i] and returns the flags it holds and how many of the
 // following words it consumed as a value.
-func (s flagSet) word(words []string, i int) ([]*flag, int, error) {
+func (s flagSet) word(words []string, i int) ([]given, int, error) {
 	w := words[i]
 	switch {
 	case w == "--":
@@ -78,7 +86,7 @@ func (s flagSet) word(words []string, i int) ([]*flag, int, error) {
 // long parses "--name", "--name=value" or "--name value". getopt_long also
 // accepts unambiguous abbreviations; they are refused here, since only the
 // exact names are listed.
-func (s flagSet) long(words []string, i int) ([]*flag, int, error) {
+func (s flagSet) long(words []string, i int) ([]given, int, error) {
 	name, val, hasVal := strings.Cut(words[i][2:], "=")
 	f := s.find(func(f *flag) bool { return f.long != "" && f.long == name })
 	if f == nil {
@@ -88,7 +96,7 @@ func (s flagSet) long(words []string, i int) ([]*flag, int, error) {
 		if hasVal {
 			return nil, 0, &OptionError{Item: words[i], Problem: "takes no value", Allowed: s.list()}
 		}
-		return []*flag{f}, 0, nil
+		return []given{{f: f}}, 0, nil
 	}
 	used := 0
 	if !hasVal {
@@ -97,37 +105,106 @@ func (s flagSet) long(words []string, i int) ([]*flag, int, error) {
 		}
 		val, used = words[i+1], 1
 	}
-	return []*flag{f}, used, f.checkArg(val)
+	return []given{{f, val}}, used, f.checkArg(val)
 }
 
 // shorts parses a group of short flags; as in getopt, the first flag that
 // takes a value takes the rest of the word, or the next word when the rest
 // is empty (even if that word starts with '-').
-func (s flagSet) shorts(words []string, i int) ([]*flag, int, error) {
+func (s flagSet) shorts(words []string, i int) ([]given, int, error) {
 	w := words[i]
-	var out []*flag
+	var out []given
 	for j := 1; j < len(w); j++ {
 		c := w[j]
 		f := s.find(func(f *flag) bool { return f.short == c })
 		if f == nil {
 			return nil, 0, &OptionError{Item: "-" + string(c), Problem: notAllowedFlag, Allowed: s.list()}
 		}
-		out = append(out, f)
 		if !f.takesArg() {
+			out = append(out, given{f: f})
 			continue
 		}
 		if j+1 < len(w) {
-			return out, 0, f.checkArg(w[j+1:])
+			return append(out, given{f, w[j+1:]}), 0, f.checkArg(w[j+1:])
 		}
 		if i+1 >= len(words) {
 			return nil, 0, &OptionError{Item: w, Problem: "needs a value", Allowed: s.list()}
 		}
-		return out, 1, f.checkArg(words[i+1])
+		return append(out, given{f, words[i+1]}), 1, f.checkArg(words[i+1])
 	}
 	return out, 0, nil
 }
 
 const notAllowedFlag = "is not an allowed flag"
+
+// MkfsArgs is the mkfs argument list for dev: the table's defaults, then
+// extra (as ParseMkfs accepted it), so the user's single values win
+// (getopt's last). A flag with a sub-option list is different: mke2fs keeps
+// only the last -E whole, so a user's "-E stride=4" silently dropped the
+// default "-E nodiscard,lazy_itable_init=1" and mke2fs discarded (zeroed)
+// the whole device. Such a list given in both is merged into the user's:
+// its sub-options plus the defaults' ones it does not name.
+func (fs *FS) MkfsArgs(extra []string, dev string) []string {
+	defs, user := fs.mkfs.parsed(fs.MkfsDefaults), fs.mkfs.parsed(extra)
+	var out []string
+	for _, d := range defs {
+		if u := findGiven(user, d.f); u != nil && d.f.sub != nil {
+			u.val = mergeSubs(d.val, u.val)
+			continue
+		}
+		out = append(out, d.words()...)
+	}
+	for _, u := range user {
+		out = append(out, u.words()...)
+	}
+	return append(out, dev)
+}
+
+// parsed splits an accepted argument list into flags and values; it is
+// only called on lists ParseMkfs accepted (or the table's own defaults).
+func (s flagSet) parsed(words []string) []given {
+	var out []given
+	for i := 0; i < len(words); i++ {
+		gs, used, _ := s.word(words, i)
+		out = append(out, gs...)
+		i += used
+	}
+	return out
+}
+
+func findGiven(gs []given, f *flag) *given {
+	for i := range gs {
+		if gs[i].f == f {
+			return &gs[i]
+		}
+	}
+	return nil
+}
+
+// words spells g as separate words ("-E", "a=1"), which every getopt
+// reads the same way: no accepted value starts with '-'.
+func (g given) words() []string {
+	if !g.f.takesArg() {
+		return []string{g.f.String()}
+	}
+	return []string{g.f.String(), g.val}
+}
+
+// mergeSubs is user's sub-option list plus def's items it does not name.
+func mergeSubs(def, user string) string {
+	named := map[string]bool{}
+	for _, it := range strings.Split(user, ",") {
+		name, _, _ := strings.Cut(it, "=")
+		named[name] = true
+	}
+	var keep []string
+	for _, it := range strings.Split(def, ",") {
+		if name, _, _ := strings.Cut(it, "="); !named[name] {
+			keep = append(keep, it)
+		}
+	}
+	return strings.Join(append(keep, user), ",")
+}
 
 func (s flagSet) find(match func(*flag) bool) *flag {
 	for i := range s {

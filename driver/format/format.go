@@ -168,7 +168,7 @@ func (f *Formatter) Mkfs(ctx context.Context, dev, fsType string, extra []string
 	if fs == nil {
 		return errkind.Errorf(errkind.Invalid, "cannot format %s: unsupported fsType %q", dev, fsType)
 	}
-	args := append(append(append([]string{}, fs.MkfsDefaults...), extra...), dev)
+	args := fs.MkfsArgs(extra, dev)
 	if _, err := f.Run.Run(ctx, runner.Cmd{Name: fs.Mkfs, Args: args}); err != nil {
 		return fmt.Errorf("format %s as %s: %w", dev, fsType, err)
 	}
