@@ -71,7 +71,7 @@ func TestMkfsArgsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(fs.MkfsArgs(words, "/dev/x"), " ")
-	if got != "-f -K -q -L data -d su=64k,sw=4 /dev/x" {
+	if got != "-f -K -qL data -d su=64k,sw=4 /dev/x" {
 		t.Fatalf("args %q", got)
 	}
 }

@@ -154,10 +154,18 @@ func (fs *FS) MkfsArgs(extra []string, dev string) []string {
 		}
 		out = append(out, d.words()...)
 	}
-	for _, u := range user {
-		out = append(out, u.words()...)
+	if len(out) == len(render(defs)) { // nothing merged: as given
+		return append(append(append([]string{}, fs.MkfsDefaults...), extra...), dev)
 	}
-	return append(out, dev)
+	return append(append(out, render(user)...), dev)
+}
+
+func render(gs []given) []string {
+	var out []string
+	for _, g := range gs {
+		out = append(out, g.words()...)
+	}
+	return out
 }
 
 // parsed splits an accepted argument list into flags and values; it is
