@@ -328,14 +328,19 @@ type status struct {
 }
 
 // fence waits, with a bounded backoff, until no other client watches the
-// image: a node that died keeps its watch for about 30 s.
+// image: a node that died keeps its watch for about 30 s. The bound counts
+// from the first answer that shows a watcher, so a slow first rbd status
+// (a loaded node) never eats the wait itself.
 func (v *Volume) fence(ctx context.Context, env *volume.Env, auth []string) error {
 	bound := v.cfg.Timeout("fencing")
-	deadline := v.b.Now().Add(bound)
+	var deadline time.Time
 	for n := 0; ; n++ {
 		watchers, err := v.watchers(ctx, env, auth)
 		if err != nil || len(watchers) == 0 {
 			return err
+		}
+		if n == 0 {
+			deadline = v.b.Now().Add(bound)
 		}
 		left := deadline.Sub(v.b.Now())
 		if left <= 0 {

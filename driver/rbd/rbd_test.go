@@ -627,6 +627,24 @@ func TestFencingRetriesThenRefuses(t *testing.T) {
 	}
 }
 
+// A first rbd status slower than the whole bound (a loaded node) must not
+// eat the wait: the bound counts from the first answer with a watcher.
+func TestFencingBoundStartsAtTheFirstAnswer(t *testing.T) {
+	f := newFixture(t, "")
+	f.cfg.Timeouts = map[string]config.Duration{"fencing": config.Duration(4 * time.Second)}
+	f.script.On("rbd info", infoLayering, 0)
+	f.script.OnFunc("rbd status", func(runner.Cmd) (runner.Result, error) {
+		f.now = f.now.Add(5 * time.Second) // slower than the bound
+		return runner.Result{Stdout: []byte(`{"watchers":[{"address":"a"}]}`)}, nil
+	})
+	if _, _, err := f.mustParse(t, base()...).Acquire(context.Background(), f.env, false); err == nil {
+		t.Fatal("no refusal")
+	}
+	if len(f.slept) == 0 {
+		t.Fatal("refused without waiting for the watcher to go")
+	}
+}
+
 func TestFencingWaitsForDeadWatch(t *testing.T) {
 	f := newFixture(t, "")
 	n := 0
