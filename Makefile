@@ -33,6 +33,7 @@ unit: ## unit, contract, loop-device, installer and examples tests (root needed 
 
 fuzz: ## run the fuzz targets for a bounded time each
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./driver/options
+	go test -run '^$$' -fuzz '^FuzzParseMkfs$$' -fuzztime $(FUZZTIME) ./driver/filesystem
 
 lint: ## gofmt, go vet, staticcheck, shellcheck
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
