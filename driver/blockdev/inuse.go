@@ -268,7 +268,8 @@ func (c *check) busy(m *mountinfo.Info, why string) error {
 
 // Free is the lifecycle's check before a device is checked, formatted or
 // mounted at global (volume.Lifecycle.Free): it identifies dev from the
-// kernel, probes its filesystem UUID, reads the mount table and refuses
+// kernel, probes its filesystem UUID, reads the mount table (and those of
+// the node's other mount namespaces, foreignMounts) and refuses
 // (errkind.Busy) when another mount already uses the same storage.
 func (k Kernel) Free(ctx context.Context, dev, global string) error {
 	self, err := k.Identify(dev)
@@ -283,7 +284,11 @@ func (k Kernel) Free(ctx context.Context, dev, global string) error {
 	if err != nil {
 		return err
 	}
-	_, err = k.InUse(ctx, self, uuid, mounts, global)
+	foreign, err := k.foreignMounts(self.Dev)
+	if err != nil {
+		return err
+	}
+	_, err = k.InUse(ctx, self, uuid, append(mounts, foreign...), global)
 	return err
 }
 
