@@ -36,8 +36,17 @@ type Masker struct {
 // substringMin is the shortest secret masked wherever it appears.
 const substringMin = 4
 
-// Add registers a secret (the empty string is no secret).
+// Add registers a secret (the empty string is no secret). A secret that
+// ends in line breaks (a Secret made with --from-file) is also registered
+// without them: that is how backends use it and tools print it.
 func (m *Masker) Add(secret string) {
+	if bare := strings.TrimRight(secret, "\r\n"); bare != secret {
+		m.add(bare)
+	}
+	m.add(secret)
+}
+
+func (m *Masker) add(secret string) {
 	if secret == "" {
 		return
 	}
