@@ -48,7 +48,7 @@ var attackMount = map[string][]string{
 		"resuid=0", "resgid=0", "sb=8193", "abort", "test_dummy_encryption", "debug_want_extra_isize=1", "errors=remount-ro/x",
 		"max_batch_time=1,max_batch_time=2", "barrier=0", "nouser_xattr", "noacl", "context=x", "defcontext=x", "rootcontext=x",
 		"nodelalloc,delalloc,nodelalloc"},
-	"xfs":   {"logdev=x", "rtdev=x", "nouuid", "norecovery", "logbsize=8k", "allocsize=1g/x", "sunit=1,sunit=2", "ro"},
+	"xfs": {"logdev=x", "rtdev=x", "nouuid", "norecovery", "logbsize=8k", "allocsize=1g/x", "sunit=1,sunit=2", "ro"},
 	"btrfs": {"subvol=x", "subvolid=5", "device=x", "degraded", "usebackuproot", "rescue=usebackuproot", "nologreplay",
 		"clear_cache", "fatal_errors=bug", "check_int", "ref_verify", "compress=zstd:16", "compress=lzo:1", "max_inline=1/x", "ro"},
 }
