@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -57,4 +59,57 @@ func readAt(t *testing.T, file string, off int64, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Damaged or foreign content the blank check must refuse, byte for byte
+// unchanged: signatures wiped the ways a careless wipe or a failing disk
+// leaves them (ext4 magic only, the first MiB, first and last MiB, xfs and
+// btrfs primary superblocks), a LUKS header.
+func TestAttackDamagedDevicesAreNeverFormatted(t *testing.T) {
+	zero := func(t *testing.T, file string, off, n int64) { writeAt(t, file, off, make([]byte, n)) }
+	const mib = 1 << 20
+	cases := []struct {
+		name    string
+		prepare func(t *testing.T, dev, file string)
+		fsType  string
+	}{
+		{"ext4-magic", func(t *testing.T, dev, file string) { run(t, "mkfs.ext4", "-q", "-F", dev); zero(t, file, 1024+56, 2) }, "ext4"},
+		{"ext4-first-mib", func(t *testing.T, dev, file string) { run(t, "mkfs.ext4", "-q", "-F", dev); zero(t, file, 0, mib) }, "ext4"},
+		{"ext4-both-ends", func(t *testing.T, dev, file string) {
+			run(t, "mkfs.ext4", "-q", "-F", dev)
+			zero(t, file, 0, mib)
+			zero(t, file, 319*mib, mib)
+		}, "ext4"},
+		{"ext4-as-xfs", func(t *testing.T, dev, file string) { run(t, "mkfs.ext4", "-q", "-F", dev); zero(t, file, 0, mib) }, "xfs"},
+		{"xfs-first-mib", func(t *testing.T, dev, file string) { run(t, "mkfs.xfs", "-q", "-f", dev); zero(t, file, 0, mib) }, "xfs"},
+		{"btrfs-first-mib", func(t *testing.T, dev, file string) { run(t, "mkfs.btrfs", "-q", "-f", dev); zero(t, file, 0, mib) }, "btrfs"},
+		{"luks", func(t *testing.T, dev, file string) {
+			cmd := exec.Command("cryptsetup", "luksFormat", "-q", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", dev, "-")
+			cmd.Stdin = strings.NewReader("pw")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Skipf("cryptsetup: %v %s", err, out)
+			}
+		}, "ext4"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPlugin(t)
+			dev, file := loopDev(t, 320)
+			tc.prepare(t, dev, file)
+			before := digest(t, file)
+			a := p.Call(t, "mount", p.PodDir("pod-a", "v"), opts(dev, "fsType", tc.fsType))
+			if a.Status != "Failure" {
+				t.Fatalf("want Failure, got %+v", a)
+			}
+			if strings.Contains(a.Message, "set fsType to crypto_LUKS") {
+				t.Errorf("hint names a non-filesystem: %q", a.Message)
+			}
+			if digest(t, file) != before {
+				t.Fatal("device changed")
+			}
+			if ms := mountsUnder(t, p.Kubelet); len(ms) != 0 {
+				t.Fatalf("left mounts: %v", ms)
+			}
+		})
+	}
 }
