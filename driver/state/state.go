@@ -95,7 +95,7 @@ func (s Store) Load(backend, id string) (*Record, error) {
 		return nil, fmt.Errorf("state record name %q/%q is not a plain name", backend, id)
 	}
 	file := s.path(backend, id)
-	b, err := readRecord(file)
+	b, err := ReadSmallFile(file, maxRecordBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
@@ -130,11 +130,13 @@ func decode(b []byte, backend, id, file string) (*Record, error) {
 // (a pod list of thousands stays far below it).
 const maxRecordBytes = 1 << 20
 
-// readRecord reads a record file without following a symlink, without
-// blocking on a FIFO or device node and without reading more than
-// maxRecordBytes: a file that is not a small regular file is ErrCorrupt,
-// so it is set aside instead of hanging or exhausting every later call.
-func readRecord(file string) ([]byte, error) {
+// ReadSmallFile reads a file flexblock keeps (a record, a marker, a key)
+// without following a symlink, without blocking on a FIFO or device node
+// and without reading more than max bytes: a file that is not a regular
+// file of at most max bytes is ErrCorrupt, so the caller sets it aside
+// instead of hanging or exhausting every later call. A missing file wraps
+// fs.ErrNotExist.
+func ReadSmallFile(file string, max int64) ([]byte, error) {
 	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	switch {
 	case errors.Is(err, syscall.ELOOP):
@@ -142,24 +144,24 @@ func readRecord(file string) ([]byte, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	case err != nil:
-		return nil, fmt.Errorf("read state: %w", err)
+		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("read state: %w", err)
+		return nil, fmt.Errorf("read %s: %w", file, err)
 	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("%w: %s is a %s, not a regular file", ErrCorrupt, file, fi.Mode().Type())
-	case fi.Size() > maxRecordBytes:
-		return nil, fmt.Errorf("%w: %s is %d bytes, more than a record can be (%d)", ErrCorrupt, file, fi.Size(), maxRecordBytes)
+	case fi.Size() > max:
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d it can be", ErrCorrupt, file, fi.Size(), max)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxRecordBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
+		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
-	if len(b) > maxRecordBytes {
-		return nil, fmt.Errorf("%w: %s grew past %d bytes while read", ErrCorrupt, file, maxRecordBytes)
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%w: %s grew past %d bytes while read", ErrCorrupt, file, max)
 	}
 	return b, nil
 }
