@@ -75,3 +75,17 @@ func TestMkfsArgsOrder(t *testing.T) {
 		t.Fatalf("args %q", got)
 	}
 }
+
+// A format writes metadata only (README: "no discard"): a volume cannot
+// ask mke2fs to discard the whole device, which zeroes whatever lies
+// outside the regions the blank check reads and takes O(size) on thin
+// storage.
+func TestMkfsNeverDiscards(t *testing.T) {
+	for _, name := range []string{"ext4", "ext3"} {
+		for _, in := range []string{"-E discard", "-Ediscard", "-E stride=4,discard", "-qE nodiscard,discard"} {
+			if _, err := Lookup(name).ParseMkfs(in); err == nil {
+				t.Errorf("%s accepted mkfsOptions %q", name, in)
+			}
+		}
+	}
+}

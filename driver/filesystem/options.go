@@ -25,7 +25,9 @@ func features(names ...string) map[string]value {
 // directory in), -z (undo file on the node), -l and -c (bad block files and
 // scans), -M (a path), -U (UUID), -S (superblock-only rewrite), -t (the type
 // is fsType), -n and -V (exit without formatting), -e panic, -E root_owner
-// (ownership is the pod's fsGroup), -E offset, -J device=/location=.
+// (ownership is the pod's fsGroup), -E offset, -J device=/location=, -E
+// discard (a format writes metadata only: a discard zeroes the whole device,
+// beyond what the blank check reads, and takes O(size) on thin storage).
 var extMkfs = flagSet{
 	{short: 'b', arg: ptr(enum("1024", "2048", "4096"))},
 	{short: 'C', arg: ptr(size)},
@@ -34,7 +36,7 @@ var extMkfs = flagSet{
 		"stride": num(1, 1<<30), "stripe_width": num(1, 1<<30), "stripe-width": num(1, 1<<30),
 		"resize": num(1, 1<<62), "lazy_itable_init": optBit, "lazy_journal_init": optBit,
 		"assume_storage_prezeroed": optBit, "packed_meta_blocks": optBit, "num_backup_sb": enum("0", "1", "2"),
-		"discard": bare, "nodiscard": bare, "quotatype": enum("usrquota", "grpquota", "prjquota", "usrquota:grpquota",
+		"nodiscard": bare, "quotatype": enum("usrquota", "grpquota", "prjquota", "usrquota:grpquota",
 			"usrquota:grpquota:prjquota", "usrquota:prjquota", "grpquota:prjquota"),
 		"encoding": enum("utf8"),
 	}},
