@@ -9,7 +9,10 @@
 # host's, read-only, with a tmpfs overlay). Environment: only variables named
 # FLEXBLOCK_*, E2E_*, DEMO_*, GUEST_* reach the guest. Knobs: VM_TIMEOUT,
 # VM_MEMORY (MiB), VM_CPUS, VM_SETUP=0 (skip guest-setup.sh), VM_DISK (raw
-# image attached as /dev/vda), FLEXBLOCK_VM_CACHE (kernel + initramfs cache).
+# image attached as /dev/vda), FLEXBLOCK_VM_CACHE (kernel + initramfs cache),
+# VM_NIC (a qemu -nic value, e.g. user networking with hostfwd; default none),
+# VM_SHARE (a host dir shared read-write as 9p tag "share", for a guest that
+# talks to the host while it runs).
 # Exit codes: the script's own; 98 guest setup failed; 99 no exit code came
 # back (no boot, timeout, crash); 2 usage.
 set -euo pipefail
@@ -62,6 +65,10 @@ done >"$rundir/env"
 disk=()
 [ -z "${VM_DISK:-}" ] || disk=(-drive "file=$VM_DISK,if=virtio,format=raw")
 
+# VM_SHARE: a read-write host dir the guest mounts itself (mount_tag share).
+share=()
+[ -z "${VM_SHARE:-}" ] || share=(-virtfs "local,path=$VM_SHARE,mount_tag=share,security_model=none,multidevs=remap")
+
 start=$(date +%s)
 # In the background, so a TERM to this script runs the trap (and kills qemu)
 # at once instead of after qemu exits.
@@ -74,7 +81,7 @@ start=$(date +%s)
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 flexblock.cache=$CACHE flexblock.init=$here/guest-init.sh" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$rundir,mount_tag=results,security_model=none,multidevs=remap" \
-		"${disk[@]}" -nic none </dev/null 2>&1 &
+		"${disk[@]}" "${share[@]}" -nic "${VM_NIC:-none}" </dev/null 2>&1 &
 	echo "$!" >"$rundir/timeout.pid"
 	wait "$!" || rc=$?
 	echo "$rc" 2>/dev/null >"$rundir/qemu.status" # the dir is gone if the trap ran

@@ -1,0 +1,132 @@
+#!/bin/bash
+# node.sh: the cluster's node, run inside the real-kernel VM by up.sh (after
+# the e2e guest setup started Ceph and the iSCSI target): mounts the share,
+# the cgroup2 hierarchy and the scratch disk, configures the network,
+# starts containerd, imports the images, starts kubelet, and stays until
+# the VM is powered off (down.sh). Its logs go to the share's logs/.
+set -euo pipefail
+SHARE=/run/flexblock-share
+mkdir -p "$SHARE"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 share "$SHARE"
+# shellcheck source=scripts/cluster/config.sh
+. "$SHARE/config.sh"
+# shellcheck disable=SC1091
+. "$SHARE/images.env"
+NODE=/run/flexblock-node # configs; logs in the share, for the host to read
+mkdir -p "$NODE" "$SHARE/logs"
+log() { echo "node: [$(cut -d' ' -f1 /proc/uptime)s] $*"; }
+
+# The guest mounts no cgroup fs: kubelet and runc need v2 with the
+# controllers they limit enabled for the children.
+cgroups() {
+	mount -t cgroup2 cgroup2 /sys/fs/cgroup
+	echo "+cpuset +cpu +io +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
+}
+
+# The scratch disk: containerd's snapshots (overlayfs needs a real fs under
+# it, and kubelet's eviction manager reads its stats) and kubelet's root.
+scratch() {
+	mkfs.ext4 -q -F -L flexblock-node /dev/vda
+	mkdir -p /mnt/scratch /var/lib/containerd /var/lib/kubelet
+	mount /dev/vda /mnt/scratch
+	mkdir -p /mnt/scratch/containerd /mnt/scratch/kubelet
+	mount --bind /mnt/scratch/containerd /var/lib/containerd
+	mount --bind /mnt/scratch/kubelet /var/lib/kubelet
+	# kubelet's volume mounts must reach the containers (HostToContainer).
+	mount --make-rshared /
+}
+
+# The host is reached at 10.0.2.2; no default route, so nothing else is.
+network() {
+	local dev
+	for dev in /sys/class/net/*; do
+		dev=${dev##*/}
+		[ "$dev" = lo ] || break
+	done
+	ip link set "$dev" up
+	ip addr add "$NODE_IP/24" dev "$dev"
+}
+
+containerd_config() {
+	cat >"$NODE/containerd.toml" <<-EOF
+		version = 2
+		root = "/var/lib/containerd"
+		state = "/run/containerd"
+		[grpc]
+		  address = "/run/containerd/containerd.sock"
+		[plugins."io.containerd.grpc.v1.cri"]
+		  sandbox_image = "$PAUSE_IMAGE"
+		  [plugins."io.containerd.grpc.v1.cri".containerd]
+		    snapshotter = "overlayfs"
+		    default_runtime_name = "runc"
+		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+		      runtime_type = "io.containerd.runc.v2"
+		      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+		        SystemdCgroup = false
+		  [plugins."io.containerd.grpc.v1.cri".cni]
+		    bin_dir = "/usr/lib/cni"
+		    conf_dir = "$NODE/cni"
+	EOF
+	# Pods get an address on a node-only bridge: containerd reports the
+	# network ready only with a CNI config.
+	mkdir -p "$NODE/cni"
+	cat >"$NODE/cni/10-flexblock.conflist" <<-EOF
+		{"cniVersion": "1.0.0", "name": "flexblock-node", "plugins": [
+		  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
+		   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]]}},
+		  {"type": "loopback"}]}
+	EOF
+}
+
+kubelet_config() {
+	cat >"$NODE/kubelet.yaml" <<-EOF
+		apiVersion: kubelet.config.k8s.io/v1beta1
+		kind: KubeletConfiguration
+		port: $KUBELET_PORT
+		readOnlyPort: 0
+		# The API server is the only client (through qemu's forward of
+		# 127.0.0.1:$KUBELET_PORT on the host): logs and exec.
+		authentication:
+		  anonymous: {enabled: true}
+		  webhook: {enabled: false}
+		authorization: {mode: AlwaysAllow}
+		cgroupDriver: cgroupfs
+		containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+		failSwapOn: false
+		# A test VM: tiny disk and memory, nothing to evict for.
+		evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+		localStorageCapacityIsolation: false
+		imageGCHighThresholdPercent: 100
+		imageGCLowThresholdPercent: 99
+		resolvConf: ""
+		serializeImagePulls: false
+	EOF
+}
+
+main() {
+	cgroups
+	scratch
+	network
+	# The host's driver log shows through the overlay: start empty.
+	rm -rf /var/log/flexblock && mkdir -p /var/log/flexblock
+	containerd_config
+	kubelet_config
+	containerd --config "$NODE/containerd.toml" >"$SHARE/logs/containerd.log" 2>&1 &
+	local i
+	for i in $(seq 60); do
+		ctr version >/dev/null 2>&1 && break
+		sleep 1
+	done
+	log "containerd up"
+	for i in flexblock pause shell; do
+		ctr -n k8s.io images import "$SHARE/$i-image.tar" >/dev/null
+	done
+	log "images imported: $(ctr -n k8s.io images ls -q | tr '\n' ' ')"
+	"$FLEXBLOCK_K8S/kubelet" --config "$NODE/kubelet.yaml" --kubeconfig "$SHARE/kubelet.kubeconfig" \
+		--hostname-override "$NODE_NAME" --node-ip "$NODE_IP" >"$SHARE/logs/kubelet.log" 2>&1 &
+	log "kubelet started"
+	# The VM lives until down.sh powers it off (or run.sh's bound).
+	wait
+}
+
+main
