@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/flexblock/flexblock/driver/filesystem"
+	"github.com/flexblock/flexblock/driver/state"
 )
 
 // FileName is the name of the config file in the driver's directory.
@@ -139,11 +139,16 @@ var defaultTimeouts = map[string]time.Duration{
 	"xfs_growfs": 10 * time.Minute,
 }
 
+// maxConfigBytes bounds the config file (a real one is well under 4 KiB).
+const maxConfigBytes = 1 << 20
+
 // Load reads path. A missing file gives the defaults; any other problem is an
 // error that names the file and, where possible, the field.
 func Load(path string) (*Config, error) {
 	c := &Config{}
-	b, err := os.ReadFile(path)
+	// Bounded, non-blocking, no symlink: a FIFO or /dev/zero planted as the
+	// config must fail the call, not hang it or exhaust memory.
+	b, err := state.ReadSmallFile(path, maxConfigBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return c.withDefaults(), nil
