@@ -204,7 +204,18 @@ func (l *Lifecycle) setupGlobal(ctx context.Context, c *options.Common, spec Spe
 	return rec, nil
 }
 
+// storageLock is held, node-wide, from "is this storage free" to "it is
+// mounted": two volumes with different ids whose devices reach one
+// storage (one LUN through two paths) would otherwise both pass the check
+// and both format or mount it. Taken after the volume's own locks, always.
+const storageLock = "node-storage"
+
 func (l *Lifecycle) formatAndMount(ctx context.Context, c *options.Common, dev, target string) error {
+	unlock, err := l.Locks.Lock(ctx, []string{storageLock}, l.lockWait())
+	if err != nil {
+		return errkind.Mark(errkind.Busy, err)
+	}
+	defer unlock()
 	if l.Free != nil {
 		if err := l.Free(ctx, dev, target); err != nil {
 			return err

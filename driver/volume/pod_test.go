@@ -81,6 +81,8 @@ func TestMountRefusals(t *testing.T) {
 			setup: func(n *node) { n.locks.Busy = map[string]bool{"fake-vol-sdz": true} }, kind: errkind.Busy, text: "busy"},
 		{name: "busy extra lock", dev: "/dev/sdz", uid: "a", kv: []string{"extraLock", "target-1"},
 			setup: func(n *node) { n.locks.Busy = map[string]bool{"target-1": true} }, kind: errkind.Busy, text: "busy"},
+		{name: "another first mount holds the storage lock", dev: "/dev/sdz", uid: "a",
+			setup: func(n *node) { n.locks.Busy = map[string]bool{storageLock: true} }, kind: errkind.Busy, text: "busy"},
 		{name: "acquire fails", dev: "/dev/sdz", uid: "a",
 			setup: func(n *node) { n.b.acquireErr = errkind.Errorf(errkind.NotFound, "image kube/img does not exist") }, kind: errkind.NotFound, text: "does not exist"},
 		{name: "not blank", dev: "/dev/sdz", uid: "a",
