@@ -18,6 +18,8 @@ const (
 	EventRecordSetAside = "state record set aside"
 	// EventRecordRebuilt: a lost record was rebuilt from the mount table.
 	EventRecordRebuilt = "state record rebuilt"
+	// EventUnrecordedBind: a volume stays up for a bind no record lists.
+	EventUnrecordedBind = "volume kept for a bind flexblock did not record"
 	// EventLUNReady: an iSCSI LUN's device appeared (paths, waitedMs).
 	EventLUNReady = "iSCSI LUN ready"
 	// EventPanic: a panic was turned into a Failure.
@@ -27,5 +29,5 @@ const (
 // Events lists every event, for the test that keeps parsers and names in step.
 func Events() []string {
 	return []string{EventExec, EventCallDone, EventDeviceReady, EventCollecting,
-		EventCollectFailed, EventRecordSetAside, EventRecordRebuilt, EventLUNReady, EventPanic}
+		EventCollectFailed, EventRecordSetAside, EventRecordRebuilt, EventUnrecordedBind, EventLUNReady, EventPanic}
 }

@@ -342,7 +342,36 @@ func (l *Lifecycle) inUse(rec *state.Record) (bool, error) {
 			return false, err
 		}
 	}
-	return len(left) > 0, nil
+	if len(left) > 0 {
+		return true, nil
+	}
+	return l.unrecordedBind(rec)
+}
+
+// unrecordedBind reads the mount table once, when the recorded pods are
+// all gone, before the volume is torn down: a bind the paths no longer
+// show (a pod dir moved away keeps its bind) still uses the filesystem,
+// and releasing the device under it would lose its writes. Only binds
+// under the kubelet's pods dir count: copies of the global mount that
+// propagation makes elsewhere (a containerized kubelet's view) are not
+// users.
+func (l *Lifecycle) unrecordedBind(rec *state.Record) (bool, error) {
+	g, err := l.Mounter.Lookup(rec.GlobalMount)
+	if err != nil || g == nil {
+		return false, err
+	}
+	users, err := l.Mounter.Users(g)
+	if err != nil {
+		return false, err
+	}
+	pods := rootOf(rec.GlobalMount) + "/pods/"
+	for _, u := range users {
+		if strings.HasPrefix(u.Mountpoint, pods) {
+			l.Env.Log.Warn(logging.EventUnrecordedBind, "id", rec.ID, "mountpoint", u.Mountpoint)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // teardown unmounts the global mount, releases the device and forgets it.

@@ -352,3 +352,26 @@ func TestSymlinkedPathsRefused(t *testing.T) {
 }
 
 func filepathDir(p string) string { return p[:strings.LastIndex(p, "/")] }
+
+// A pod dir moved away keeps its bind: the last unmount must not tear the
+// volume down under it (the mount table is read once, when the recorded
+// pods are all gone).
+func TestMovedPodDirKeepsTheVolume(t *testing.T) {
+	n := newNode(t, false)
+	must(t, n.mount("/dev/sdz", "a"))
+	moved := n.pod("a") + ".moved"
+	must(t, n.mnt.Bind(ctx, n.global("/dev/sdz"), moved, false))
+	must(t, n.mnt.Unmount(ctx, n.pod("a")))
+	must(t, n.unmount("a"))
+	if len(n.b.released) != 0 || !n.mounted(n.global("/dev/sdz")) {
+		t.Fatal("released the volume under a live bind")
+	}
+	// A copy of the global mount outside the pods dir (propagation) is
+	// not a user.
+	must(t, n.mnt.Unmount(ctx, moved))
+	must(t, n.mnt.Bind(ctx, n.global("/dev/sdz"), "/host/view/of/global", false))
+	must(t, n.unmount("a"))
+	if len(n.b.released) != 1 {
+		t.Fatalf("a propagated copy kept the volume: released %v", n.b.released)
+	}
+}
