@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -258,6 +259,9 @@ func (l *Lifecycle) Unmount(ctx context.Context, podDir string) error {
 		return l.collect(ctx, podDir)
 	}
 	rec, err := l.owner(podDir)
+	if err == nil && rec == nil {
+		rec, err = l.orphan(podDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -296,6 +300,41 @@ func (l *Lifecycle) owner(podDir string) (*state.Record, error) {
 		if same {
 			return r, nil
 		}
+	}
+	return nil, nil
+}
+
+// orphan finds the global mount podDir is a bind of when no record names
+// it (the record was set aside as corrupt, or deleted) and rebuilds the
+// record from the mount table, so the last pod out still tears the volume
+// down instead of leaking its mount and device forever. Without the
+// backend's data a release can only use the device (RBD unmaps it; an
+// iSCSI session is left for the operator, and logged).
+func (l *Lifecycle) orphan(podDir string) (*state.Record, error) {
+	dir := filepath.Join(rootOf(podDir), "plugins", "flexblock", l.Backend.Name(), "mounts")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil // no global mount dir: nothing of ours to rebuild
+	}
+	for _, e := range ents {
+		global := filepath.Join(dir, e.Name())
+		if same, err := l.Mounter.Same(global, podDir); err != nil || !same {
+			continue
+		}
+		m, err := l.Mounter.Lookup(global)
+		if err != nil || m == nil {
+			return nil, err
+		}
+		rec := &state.Record{Backend: l.Backend.Name(), ID: e.Name(), Mode: state.ModePod, Device: m.Source,
+			FSType: m.FSType, ReadOnly: hasOption(m.Options, "ro"), GlobalMount: global}
+		if rec.Pods, err = l.podUsers(m, global); err != nil {
+			return nil, err
+		}
+		if err := l.checkPaths(rec); err != nil {
+			return nil, nil // not a mount flexblock would have made
+		}
+		l.Env.Log.Warn(logging.EventRecordRebuilt, "id", rec.ID, "device", rec.Device, "pods", len(rec.Pods), "from", "unmount")
+		return rec, l.save(rec)
 	}
 	return nil, nil
 }

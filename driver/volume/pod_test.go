@@ -375,3 +375,21 @@ func TestMovedPodDirKeepsTheVolume(t *testing.T) {
 		t.Fatalf("a propagated copy kept the volume: released %v", n.b.released)
 	}
 }
+
+// The last pod out of a volume whose record was lost still tears it down:
+// the record is rebuilt from the mount table on unmount too.
+func TestUnmountRebuildsALostRecord(t *testing.T) {
+	n := newNode(t, false)
+	must(t, n.mount("/dev/sdz", "a"))
+	must(t, n.mount("/dev/sdz", "b"))
+	must(t, n.recs.Delete("fake", "sdz"))
+	must(t, n.unmount("a"))
+	if !n.mounted(n.global("/dev/sdz")) || len(n.b.released) != 0 {
+		t.Fatal("tore down a volume another pod still uses")
+	}
+	must(t, n.unmount("b"))
+	n.clean()
+	if !strings.Contains(n.log.String(), "state record rebuilt") {
+		t.Error("rebuild not logged")
+	}
+}
