@@ -3,7 +3,9 @@ package mount
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/moby/sys/mountinfo"
@@ -69,10 +71,28 @@ func (f *Fake) Mount(_ context.Context, source, target, fsType string, options [
 	return nil
 }
 
+// resolve turns a pinned path (/proc/<pid>/fd/N[/name]) into the path of
+// the directory the descriptor holds, as the kernel does for the tools.
+func resolve(p string) string {
+	parts := strings.SplitN(p, "/", 6) // "", proc, pid, fd, N, rest
+	if len(parts) < 5 || parts[1] != "proc" || parts[3] != "fd" {
+		return p
+	}
+	dir, err := os.Readlink(strings.Join(parts[:5], "/"))
+	if err != nil {
+		return p
+	}
+	if len(parts) == 6 {
+		dir = filepath.Join(dir, parts[5])
+	}
+	return dir
+}
+
 // Bind implements Mounter: the bind shows source's filesystem and root.
 func (f *Fake) Bind(_ context.Context, source, target string, ro bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	target = resolve(target)
 	if err := f.count("bind", target); err != nil {
 		return err
 	}
@@ -89,10 +109,26 @@ func (f *Fake) Bind(_ context.Context, source, target string, ro bool) error {
 	return nil
 }
 
+// ReadOnly implements Mounter.
+func (f *Fake) ReadOnly(_ context.Context, target string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.count("readonly", target); err != nil {
+		return err
+	}
+	m := f.lookup(resolve(target))
+	if m == nil {
+		return fmt.Errorf("remount %s: not a mount point", target)
+	}
+	m.Options = "ro"
+	return nil
+}
+
 // Unmount implements Mounter: the top mount at target goes.
 func (f *Fake) Unmount(_ context.Context, target string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	target = resolve(target)
 	for i := len(f.table) - 1; i >= 0; i-- {
 		if f.table[i].Mountpoint == target {
 			if err := f.count("unmount", target); err != nil {
@@ -118,7 +154,7 @@ func (f *Fake) lookup(path string) *mountinfo.Info {
 func (f *Fake) Lookup(path string) (*mountinfo.Info, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if m := f.lookup(path); m != nil {
+	if m := f.lookup(resolve(path)); m != nil {
 		c := *m
 		return &c, nil
 	}

@@ -24,6 +24,8 @@ type Mounter interface {
 	Mount(ctx context.Context, source, target, fsType string, options []string) error
 	// Bind bind-mounts source at target, read-only when ro.
 	Bind(ctx context.Context, source, target string, ro bool) error
+	// ReadOnly remounts the bind at target read-only.
+	ReadOnly(ctx context.Context, target string) error
 	// Unmount unmounts target; a target that is not mounted is not an error.
 	Unmount(ctx context.Context, target string) error
 	// Lookup returns the mount at exactly path, or nil.
@@ -69,8 +71,19 @@ func (t *Tools) Bind(ctx context.Context, source, target string, ro bool) error 
 	if ro {
 		opts = "bind,ro"
 	}
-	if _, err := t.Run.Run(ctx, runner.Cmd{Name: "mount", Args: []string{"-o", opts, source, target}}); err != nil {
+	// -c (no canonicalize): a pinned target (/proc/<pid>/fd/N) must reach
+	// mount(2) as it is, not as the path string it resolves to now.
+	if _, err := t.Run.Run(ctx, runner.Cmd{Name: "mount", Args: []string{"-c", "-o", opts, source, target}}); err != nil {
 		return fmt.Errorf("bind %s at %s: %w", source, target, err)
+	}
+	return nil
+}
+
+// ReadOnly runs mount -c -o remount,bind,ro target: the bind's own flags
+// only, the filesystem and its other mounts stay as they are.
+func (t *Tools) ReadOnly(ctx context.Context, target string) error {
+	if _, err := t.Run.Run(ctx, runner.Cmd{Name: "mount", Args: []string{"-c", "-o", "remount,bind,ro", target}}); err != nil {
+		return fmt.Errorf("make the bind at %s read-only: %w", target, err)
 	}
 	return nil
 }
@@ -80,7 +93,7 @@ func (t *Tools) Unmount(ctx context.Context, target string) error {
 	if ok, err := t.Mounted(target); err != nil || !ok {
 		return err
 	}
-	if _, err := t.Run.Run(ctx, runner.Cmd{Name: "umount", Args: []string{target}}); err != nil {
+	if _, err := t.Run.Run(ctx, runner.Cmd{Name: "umount", Args: []string{"-c", target}}); err != nil {
 		return fmt.Errorf("unmount %s: %w", target, err)
 	}
 	return nil

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/flexblock/flexblock/driver/errkind"
 	"github.com/flexblock/flexblock/driver/internal/lazyre"
@@ -120,4 +123,33 @@ func short(s string) string {
 		s = s[:200] + "..."
 	}
 	return strings.ToValidUTF8(s, "?")
+}
+
+// pin opens dir beneath its kubelet root without following a symlink and
+// returns a path naming exactly that directory for the mount tools
+// (/proc/<pid>/fd/N, which the kernel resolves to the open directory, not
+// to whatever the path string names by then), so a symlink swapped in
+// after the checks cannot redirect a bind. With parent, the path is the
+// pinned parent plus the last name: for an unmount, whose last component
+// is a mount point and so cannot be renamed or replaced. In nsenter mode
+// the tools run in another mount namespace, where our descriptors mean
+// nothing: the checked path itself is used.
+func (l *Lifecycle) pin(dir string, parent bool) (string, func(), error) {
+	if l.Env.Config.Nsenter {
+		return dir, func() {}, nil
+	}
+	open, base := dir, ""
+	if parent {
+		open, base = filepath.Dir(dir), "/"+filepath.Base(dir)
+	}
+	f, err := safepath.Open(rootOf(dir), open, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		f.Close()
+		return "", nil, errkind.Errorf(errkind.Unsafe, "%s is not a directory (a symlink?): refusing to mount or unmount through it", open)
+	}
+	return fmt.Sprintf("/proc/%d/fd/%d%s", os.Getpid(), f.Fd(), base), func() { f.Close() }, nil
 }

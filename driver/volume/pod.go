@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -161,11 +162,32 @@ func (l *Lifecycle) bindPod(ctx context.Context, rec *state.Record, global, podD
 	if err := mkdir(podDir); err != nil {
 		return err
 	}
-	if err := l.Mounter.Bind(ctx, global, podDir, ro); err != nil {
+	if err := l.bindAt(ctx, global, podDir, ro); err != nil {
 		return err
 	}
 	l.observe(StepAfterBind)
 	return nil
+}
+
+// bindAt binds global at the pinned podDir; a read-only bind is then
+// remounted read-only through a fresh pin, which now holds the bind's own
+// root (the first descriptor holds the directory under it).
+func (l *Lifecycle) bindAt(ctx context.Context, global, podDir string, ro bool) error {
+	target, unpin, err := l.pin(podDir, false)
+	if err != nil {
+		return err
+	}
+	err = l.Mounter.Bind(ctx, global, target, false)
+	unpin()
+	if err != nil || !ro {
+		return err
+	}
+	target, unpin, err = l.pin(podDir, false)
+	if err != nil {
+		return err
+	}
+	defer unpin()
+	return l.Mounter.ReadOnly(ctx, target)
 }
 
 func (l *Lifecycle) save(rec *state.Record) error {
@@ -249,31 +271,39 @@ func (l *Lifecycle) Unmount(ctx context.Context, podDir string) error {
 	if _, err := PodDir(podDir, l.Backend.Name(), l.Env.Config.KubeletRoot); err != nil {
 		return err
 	}
-	mounted, err := l.Mounter.Mounted(podDir)
+	// Every question and the unmount itself go through the pinned parent:
+	// a symlink swapped in after the checks cannot redirect them.
+	target, unpin, err := l.pin(podDir, true)
+	if errors.Is(err, fs.ErrNotExist) {
+		return l.gone(ctx, podDir) // no parent dir: nothing is mounted there
+	}
+	if err != nil {
+		return err
+	}
+	defer unpin()
+	mounted, err := l.Mounter.Mounted(target)
 	if err != nil {
 		return err
 	}
 	if !mounted {
-		// Already unmounted, maybe by a call that died before it could
-		// release the device: finish that job now.
-		return l.collect(ctx, podDir)
+		return l.gone(ctx, podDir)
 	}
-	rec, err := l.owner(podDir)
+	rec, err := l.owner(target)
 	if err == nil && rec == nil {
-		rec, err = l.orphan(podDir)
+		rec, err = l.orphan(podDir, target)
 	}
 	if err != nil {
 		return err
 	}
 	if rec == nil {
-		return l.Mounter.Unmount(ctx, podDir)
+		return l.Mounter.Unmount(ctx, target)
 	}
 	unlock, err := l.lock(ctx, rec.ID, rec.Locks)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := l.Mounter.Unmount(ctx, podDir); err != nil {
+	if err := l.Mounter.Unmount(ctx, target); err != nil {
 		return err
 	}
 	l.observe(StepAfterUnbind)
@@ -281,6 +311,21 @@ func (l *Lifecycle) Unmount(ctx context.Context, podDir string) error {
 		return err
 	}
 	return l.releaseIfUnused(ctx, rec)
+}
+
+// gone answers for a pod dir that shows no mount: already unmounted, maybe
+// by a call that died before it could release the device, so that job is
+// finished now. The path is asked once more at the end: a dir swapped away
+// and back during the call must not be answered "unmounted" while its
+// bind is in place.
+func (l *Lifecycle) gone(ctx context.Context, podDir string) error {
+	if err := l.collect(ctx, podDir); err != nil {
+		return err
+	}
+	if again, err := l.Mounter.Mounted(podDir); err == nil && again {
+		return errkind.Errorf(errkind.Busy, "pod dir %s changed during the unmount (it shows a mount again): nothing unmounted; kubelet's retry unmounts it", podDir)
+	}
+	return nil
 }
 
 // owner finds the state record of the global mount that podDir is a bind of.
@@ -310,7 +355,7 @@ func (l *Lifecycle) owner(podDir string) (*state.Record, error) {
 // down instead of leaking its mount and device forever. Without the
 // backend's data a release can only use the device (RBD unmaps it; an
 // iSCSI session is left for the operator, and logged).
-func (l *Lifecycle) orphan(podDir string) (*state.Record, error) {
+func (l *Lifecycle) orphan(podDir, target string) (*state.Record, error) {
 	dir := filepath.Join(rootOf(podDir), "plugins", "flexblock", l.Backend.Name(), "mounts")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -318,7 +363,7 @@ func (l *Lifecycle) orphan(podDir string) (*state.Record, error) {
 	}
 	for _, e := range ents {
 		global := filepath.Join(dir, e.Name())
-		if same, err := l.Mounter.Same(global, podDir); err != nil || !same {
+		if same, err := l.Mounter.Same(global, target); err != nil || !same {
 			continue
 		}
 		m, err := l.Mounter.Lookup(global)
@@ -407,7 +452,7 @@ func (l *Lifecycle) unrecordedBind(rec *state.Record) (bool, error) {
 	for _, u := range users {
 		if strings.HasPrefix(u.Mountpoint, pods) {
 			l.Env.Log.Warn(logging.EventUnrecordedBind, "id", rec.ID, "mountpoint", u.Mountpoint)
-			return true, nil
+			return true, errkind.Errorf(errkind.Busy, "volume %s still has a bind at %s that no pod of it recorded (a pod dir moved or replaced?): flexblock keeps the volume mounted and its device attached; unmount that bind by hand, then kubelet's retry releases the volume", rec.ID, u.Mountpoint)
 		}
 	}
 	return false, nil

@@ -4,7 +4,8 @@
 // tools (an unmount finds the bind, then finds the global mount unused):
 //
 //	mount -t FSTYPE [-o OPTS] SOURCE TARGET  -> a 1 MiB tmpfs named SOURCE at TARGET
-//	mount -o bind[,ro] SOURCE TARGET         -> a bind mount (remounted ro if asked)
+//	mount [-c] -o bind[,ro] SOURCE TARGET    -> a bind mount (remounted ro if asked)
+//	mount [-c] -o remount,bind,ro TARGET     -> the bind at TARGET made read-only
 //	umount [-l] TARGET                       -> umount2(TARGET)
 //
 // It is installed under both names; argv[0] picks the behaviour.
@@ -49,14 +50,17 @@ func mount(args []string) error {
 			pos = append(pos, a)
 		}
 	}
-	if len(pos) != 2 {
-		return fmt.Errorf("want SOURCE TARGET, got %q", pos)
-	}
-	src, dst := pos[0], pos[1]
 	o := map[string]bool{}
 	for _, x := range strings.Split(opts, ",") {
 		o[x] = true
 	}
+	if o["remount"] && len(pos) == 1 {
+		return unix.Mount("", pos[0], "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	}
+	if len(pos) != 2 {
+		return fmt.Errorf("want SOURCE TARGET, got %q", pos)
+	}
+	src, dst := pos[0], pos[1]
 	if o["bind"] {
 		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
 			return err
