@@ -23,7 +23,7 @@ flexcall loop mount "$pod" "$opts"
 took=$((ELAPSED_MS / 1000)) # the driver's own time, not the harness's jq calls
 expect Failure "timed out"
 note "answered Failure after ${took}s (bound 3s)"
-[ "$took" -le 8 ] || fail "took ${took}s"
+[ "$took" -le 12 ] || fail "took ${took}s" # bound + the probes and mkfs before it, under TCG
 pid=$(cat /run/e2e/hung-mount.pid)
 if kill -0 "$pid" 2>/dev/null; then fail "the hung mount's child $pid survived"; fi
 note "hung mount's process group is gone"
