@@ -47,6 +47,14 @@ network() {
 	ip addr add "$NODE_IP/24" dev "$dev"
 }
 
+# multipathd, as on a node whose iSCSI volumes name several portals (the
+# examples do): greedy, a map for every iSCSI path.
+multipath_daemon() {
+	mkdir -p /etc/multipath
+	printf 'defaults {\n\tuser_friendly_names yes\n\tfind_multipaths greedy\n}\n' >/etc/multipath.conf
+	multipathd
+}
+
 containerd_config() {
 	cat >"$NODE/containerd.toml" <<-EOF
 		version = 2
@@ -109,6 +117,7 @@ main() {
 	network
 	# The host's driver log shows through the overlay: start empty.
 	rm -rf /var/log/flexblock && mkdir -p /var/log/flexblock
+	multipath_daemon
 	containerd_config
 	kubelet_config
 	containerd --config "$NODE/containerd.toml" >"$SHARE/logs/containerd.log" 2>&1 &

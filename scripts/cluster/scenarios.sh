@@ -293,6 +293,25 @@ scenario_failures() {
 	delete_pod default rbd-inline
 	assert_node_clean
 	kubectl delete -k "$d" --ignore-not-found >/dev/null
+
+	# A Secret whose key is not the user's: Ceph refuses the map.
+	node_sh "rbd rm kube/inline-demo >/dev/null 2>&1; rbd create kube/inline-demo --size 64M --image-feature layering"
+	d=$(example_overlay wrong-key rbd/secret.yaml rbd/pod-inline.yaml)
+	cat >>"$d/kustomization.yaml" <<-EOF
+		patches:
+		- patch: |-
+		    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "rbd-inline", "namespace": "default"},
+		     "spec": {"volumes": [{"name": "data", "flexVolume": {"driver": "flexblock/rbd", "options": {"monitors": "127.0.0.1:6789"}}}]}}
+	EOF
+	echo "\$ kubectl apply -k ...   (pod-inline.yaml, secret.yaml with its placeholder key)"
+	# The same pod name: the first case's events must not answer for it.
+	kubectl delete events --field-selector involvedObject.name=rbd-inline >/dev/null
+	kubectl apply -k "$d" >/dev/null
+	wait_event rbd-inline "status: Failure"
+	delete_pod default rbd-inline
+	assert_node_clean
+	kubectl delete -k "$d" --ignore-not-found >/dev/null
+	node_sh "rbd rm kube/inline-demo >/dev/null 2>&1"
 }
 
 scenario_uninstall() {

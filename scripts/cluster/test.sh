@@ -48,6 +48,9 @@ for s in install rbd_inline rbd_pv_pvc iscsi_two_luns failures uninstall; do
 	echo "--- $verdict $s ($(($(date +%s) - t0))s)"
 	if [ "$verdict" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 	summary+=("$(printf '%-20s %-16s %5ss' "$s" "$verdict" "$(($(date +%s) - t0))")")
+	# What a failed scenario left must not fail the next: its pods and
+	# volumes go (kubelet tears the mounts down).
+	[ "$rc" = 0 ] || kubectl delete pod,pvc,pv --all -n default --timeout="${POD_TIMEOUT}s" >/dev/null
 	# The install is what every later scenario needs.
 	if [ "$s" = install ] && [ "$rc" != 0 ]; then break; fi
 done
