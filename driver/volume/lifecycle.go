@@ -225,14 +225,14 @@ func (l *Lifecycle) checkPaths(rec *state.Record) error {
 		case state.ModePod:
 			err = ownGlobalMount(rec.GlobalMount, name, rec.ID, root)
 		default:
-			_, err = DeviceMountPath(rec.GlobalMount, name, root)
+			_, err = deviceMountPathShape(rec.GlobalMount, name, root)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	for _, p := range rec.Pods {
-		if _, err := PodDir(p, name, root); err != nil {
+		if _, err := podDirShape(p, name, root); err != nil {
 			return err
 		}
 	}

@@ -28,15 +28,26 @@ var (
 // component below the root may be a symlink (a missing tail is fine: the
 // dir is about to be made).
 func PodDir(p, backend, wantRoot string) (string, error) {
+	return walkable(podDirShape(p, backend, wantRoot))(p)
+}
+
+// podDirShape checks only the shape of a pod volume dir (for paths read
+// from a record: what is on disk now is the caller's question, and a
+// symlink planted there must not get the record set aside).
+func podDirShape(p, backend, wantRoot string) (string, error) {
 	const shape = "<kubelet root>/pods/<pod uid>/volumes/flexblock~%s/<volume name>"
-	return walkable(matchRoot(podDirRE, p, backend, wantRoot, 3, "pod volume dir", fmt.Sprintf(shape, backend)))(p)
+	return matchRoot(podDirRE, p, backend, wantRoot, 3, "pod volume dir", fmt.Sprintf(shape, backend))
 }
 
 // DeviceMountPath validates kubelet's global mount dir (attach mode), as
 // PodDir does.
 func DeviceMountPath(p, backend, wantRoot string) (string, error) {
+	return walkable(deviceMountPathShape(p, backend, wantRoot))(p)
+}
+
+func deviceMountPathShape(p, backend, wantRoot string) (string, error) {
 	const shape = "<kubelet root>/plugins/kubernetes.io/flexvolume/flexblock/%s/mounts/<volume name>"
-	return walkable(matchRoot(devDirRE, p, backend, wantRoot, 2, "device mount path", fmt.Sprintf(shape, backend)))(p)
+	return matchRoot(devDirRE, p, backend, wantRoot, 2, "device mount path", fmt.Sprintf(shape, backend))
 }
 
 // walkable checks, once the shape is right, that p can be reached from
@@ -51,6 +62,15 @@ func walkable(root string, err error) func(p string) (string, error) {
 		}
 		return root, nil
 	}
+}
+
+// podHome is the pod's own dir of a pod volume dir, with a trailing slash:
+// <root>/pods/<uid>/.
+func podHome(podDir string) string {
+	if m := podDirRE.FindStringSubmatch(podDir); m != nil {
+		return m[1] + "/pods/" + m[2] + "/"
+	}
+	return podDir + "/"
 }
 
 // rootOf returns the kubelet root of any path flexblock works in (pod dir,

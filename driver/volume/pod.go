@@ -128,7 +128,7 @@ func (l *Lifecycle) podUsers(m *mountinfo.Info, global string) ([]string, error)
 	}
 	var pods []string
 	for _, u := range all {
-		if root, err := PodDir(u.Mountpoint, l.Backend.Name(), l.Env.Config.KubeletRoot); err == nil && GlobalMount(root, l.Backend.Name(), filepath.Base(global)) == global {
+		if root, err := podDirShape(u.Mountpoint, l.Backend.Name(), l.Env.Config.KubeletRoot); err == nil && GlobalMount(root, l.Backend.Name(), filepath.Base(global)) == global {
 			pods = append(pods, u.Mountpoint)
 		}
 	}
@@ -315,15 +315,34 @@ func (l *Lifecycle) Unmount(ctx context.Context, podDir string) error {
 
 // gone answers for a pod dir that shows no mount: already unmounted, maybe
 // by a call that died before it could release the device, so that job is
-// finished now. The path is asked once more at the end: a dir swapped away
-// and back during the call must not be answered "unmounted" while its
-// bind is in place.
+// finished now. Then the mount table, not the path, has the last word: a
+// bind of the pod's volume still anywhere under the pod's own dir (its
+// volume dir swapped away during the call) means the pod is not unmounted.
 func (l *Lifecycle) gone(ctx context.Context, podDir string) error {
 	if err := l.collect(ctx, podDir); err != nil {
 		return err
 	}
-	if again, err := l.Mounter.Mounted(podDir); err == nil && again {
-		return errkind.Errorf(errkind.Busy, "pod dir %s changed during the unmount (it shows a mount again): nothing unmounted; kubelet's retry unmounts it", podDir)
+	recs, err := l.records()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if !slices.Contains(r.Pods, podDir) || r.GlobalMount == "" {
+			continue
+		}
+		g, err := l.Mounter.Lookup(r.GlobalMount)
+		if err != nil || g == nil {
+			return err
+		}
+		users, err := l.Mounter.Users(g)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if strings.HasPrefix(u.Mountpoint, podHome(podDir)) {
+				return errkind.Errorf(errkind.Busy, "pod dir %s shows no mount but its pod still has a bind of volume %s at %s (moved or swapped during the call): nothing unmounted; kubelet's retry unmounts it", podDir, r.ID, u.Mountpoint)
+			}
+		}
 	}
 	return nil
 }

@@ -394,3 +394,20 @@ func TestUnmountRebuildsALostRecord(t *testing.T) {
 		t.Error("rebuild not logged")
 	}
 }
+
+// Paths read from a record are checked by shape only: a symlink planted
+// at a recorded pod dir must not get the record set aside (which would
+// leak the volume), it only makes calls through that path refuse.
+func TestPlantedSymlinkDoesNotSetARecordAside(t *testing.T) {
+	n := newNode(t, false)
+	must(t, n.mount("/dev/sdz", "a"))
+	rec := n.record("/dev/sdz")
+	rec.Pods = append(rec.Pods, n.pod("b"))
+	must(t, n.recs.Save(rec))
+	must(t, os.MkdirAll(filepathDir(n.pod("b")), 0o750))
+	must(t, os.Symlink(t.TempDir(), n.pod("b")))
+	must(t, n.unmount("c"))
+	if len(n.recs.Quarantined) != 0 || n.record("/dev/sdz") == nil {
+		t.Fatal("a planted symlink got the record set aside")
+	}
+}
