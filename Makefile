@@ -10,7 +10,7 @@ GO_TAGS := urfave_cli_no_docs
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean
+.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,7 +41,7 @@ lint: ## gofmt, go vet, staticcheck, shellcheck
 	go run $(STATICCHECK) ./...
 	cd bench && go vet ./... && go run $(STATICCHECK) ./...
 	cd test/examples && go vet -mod=mod ./...
-	shellcheck -x -S warning scripts/*.sh scripts/vm/*.sh scripts/vm/initramfs-init scripts/e2e/*.sh bench/baseline/*.sh
+	shellcheck -x -S warning scripts/*.sh scripts/vm/*.sh scripts/vm/initramfs-init scripts/e2e/*.sh scripts/cluster/*.sh bench/baseline/*.sh
 	shellcheck -x -S warning -s bash -e SC2034 scripts/e2e/scenarios/*.sh scripts/e2e/selftest/*.sh bench/vm/scenarios/*.sh
 
 conformance-bin: ## build the kubelet conformance test binary (k8s.io/kubernetes, separate module)
@@ -55,6 +55,22 @@ selftest: ## the VM test bed checks itself: failing and hanging scenarios are re
 
 e2e: build build-test conformance-bin ## all scenarios in one real-kernel VM boot
 	scripts/e2e/e2e.sh
+
+image: build ## the installer image (examples/Dockerfile, buildah, offline) and the test images, as docker archives in bin/
+	scripts/cluster/deps.sh
+	scripts/cluster/images.sh bin $(VERSION)
+
+k8s: ## build the pinned Kubernetes (one multi-call binary, cached per version in ~/.cache/flexblock)
+	scripts/cluster/build-k8s.sh
+
+cluster-up: build image ## start the test cluster: control plane on the host, the node in the real-kernel VM
+	scripts/cluster/up.sh
+
+cluster-down: ## stop the test cluster; no process left
+	scripts/cluster/down.sh
+
+cluster-test: build image ## install flexblock and apply the examples with kubectl on the test cluster (starts and stops it unless one is up)
+	scripts/cluster/test.sh
 
 demo: ## the main job: RBD and iSCSI volume lifecycles in the real-kernel VM
 	scripts/demo.sh
