@@ -1,9 +1,9 @@
 package blockdev
 
 import (
+	"github.com/flexblock/flexblock/driver/internal/lazyre"
 	"os"
 	"path/filepath"
-	"regexp"
 
 	"github.com/moby/sys/mountinfo"
 
@@ -14,7 +14,7 @@ import (
 // mountinfo each); a node with more is refused rather than half checked.
 const maxNamespaces = 4096
 
-var procMountInfo = regexp.MustCompile(`^/proc/(self|[0-9]+)/mountinfo$`)
+var procMountInfo = lazyre.New(`^/proc/(self|[0-9]+)/mountinfo$`)
 
 // foreignMounts returns the mounts of every mount namespace on the node
 // other than the one Free reads (a container's, a service's private

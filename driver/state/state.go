@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -52,7 +51,27 @@ type Record struct {
 // ErrCorrupt marks a record that cannot be read or is not valid.
 var ErrCorrupt = errors.New("corrupt state record")
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~:-]{0,252}$`)
+// nameRE is what a backend name or volume id may be (a file name): a
+// letter or digit, then at most 252 of letters, digits and . _ ~ : -.
+// Hand-written, not a regexp: a bounded repetition compiles to a large
+// program at every process start, and every kubelet call is a start.
+var nameRE = plainName{}
+
+type plainName struct{}
+
+func (plainName) MatchString(s string) bool {
+	if len(s) == 0 || len(s) > 253 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && !strings.ContainsRune("._~:-", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
 
 // Validate checks what every record must hold, whatever the backend: a
 // known version and mode, and names that are safe as file names. Where
