@@ -13,7 +13,7 @@ import (
 
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/driver/state"
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 var bin string // the real flexblock binary, built once

@@ -24,7 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	fb "github.com/flexblock/flexblock/bench/internal/flexbench"
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 type config struct {

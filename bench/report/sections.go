@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	fb "github.com/flexblock/flexblock/bench/internal/flexbench"
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 func (r *report) writeInit(b *strings.Builder) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/flexblock/flexblock/driver/config"
 	"github.com/flexblock/flexblock/installer"
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 var bin string

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 var bin string

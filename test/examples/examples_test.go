@@ -36,7 +36,7 @@ import (
 	"github.com/flexblock/flexblock/driver/rbd"
 	"github.com/flexblock/flexblock/driver/volume"
 	"github.com/flexblock/flexblock/installer"
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 const examplesDir = "../../examples"

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 // The driver's config file next to it replaced by a FIFO or a symlink to

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 // twoPaths is one backing file behind two loop devices: one storage (one

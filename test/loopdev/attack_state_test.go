@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 // recordOf is the one state record of the loop backend.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 // The crash matrix: the driver is killed with SIGKILL at each step of mount

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 var bin string

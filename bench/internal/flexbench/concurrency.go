@@ -3,7 +3,7 @@ package flexbench
 import (
 	"errors"
 	"fmt"
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 	"os"
 	"path/filepath"
 	"strings"

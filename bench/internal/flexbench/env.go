@@ -11,7 +11,7 @@ package flexbench
 import (
 	"bytes"
 	"fmt"
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"

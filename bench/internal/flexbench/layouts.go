@@ -2,7 +2,7 @@ package flexbench
 
 import (
 	"fmt"
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/flexblock/flexblock/testkit"
+	"github.com/flexblock/flexblock/test/testkit"
 )
 
 // install installs bin as vendor~name under root the way the installer

@@ -17,7 +17,7 @@ const ProdTags = "urfave_cli_no_docs"
 // holds from any module that uses the kit through a replace directive).
 func Root() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
+	return filepath.Dir(filepath.Dir(filepath.Dir(file))) // <root>/test/testkit/build.go
 }
 
 // GoBuild runs CGO_ENABLED=0 go build flags -o out pkg in dir, as make
