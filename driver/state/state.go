@@ -71,7 +71,9 @@ func (plainName) MatchString(s string) bool {
 	return true
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // Validate checks what every record must hold, whatever the backend: a
 // known version and mode, and names that are safe as file names. Where
