@@ -10,7 +10,7 @@ GO_TAGS := urfave_cli_no_docs
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test
+.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test demo-calls
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -63,16 +63,19 @@ image: build ## the installer image (examples/Dockerfile, buildah, offline) and 
 k8s: ## build the pinned Kubernetes (one multi-call binary, cached per version in ~/.cache/flexblock)
 	scripts/cluster/build-k8s.sh
 
-cluster-up: build image ## start the test cluster: control plane on the host, the node in the real-kernel VM
+cluster-up: deps build image ## start the test cluster: control plane on the host, the node in the real-kernel VM
 	scripts/cluster/up.sh
 
 cluster-down: ## stop the test cluster; no process left
 	scripts/cluster/down.sh
 
-cluster-test: build image ## install flexblock and apply the examples with kubectl on the test cluster (starts and stops it unless one is up)
+cluster-test: deps build image ## install flexblock and apply the examples with kubectl on the test cluster (starts and stops it unless one is up)
 	scripts/cluster/test.sh
 
-demo: ## the main job: RBD and iSCSI volume lifecycles in the real-kernel VM
+demo: deps build image ## the user's flow on a real cluster: up, install with kubectl, the examples applied and read back, uninstall, down
+	scripts/cluster/demo.sh
+
+demo-calls: ## RBD and iSCSI volume lifecycles in the real-kernel VM, call by call as kubelet makes them
 	scripts/demo.sh
 
 bench: ## all benchmarks, VM included (root; quiet machine): rewrites BENCHMARKS.md
