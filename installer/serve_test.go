@@ -81,9 +81,17 @@ func TestServeRepairsInstallAndFollowsLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, out, "config restored", func() bool { b, _ := os.ReadFile(cfg); return bytes.Equal(b, want) })
-	// A whole driver dir removed comes back.
-	if err := os.RemoveAll(DriverDir(e.plugin, "iscsi")); err != nil {
-		t.Fatal(err)
+	// A whole driver dir removed comes back. (The running installer may
+	// write into it while it is being removed: retry the removal.)
+	var rmErr error
+	for i := 0; i < 100; i++ {
+		if rmErr = os.RemoveAll(DriverDir(e.plugin, "iscsi")); rmErr == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rmErr != nil {
+		t.Fatal(rmErr)
 	}
 	eventually(t, out, "driver dir restored", func() bool { _, err := os.Stat(DriverPath(e.plugin, "iscsi")); return err == nil })
 
