@@ -10,7 +10,7 @@ GO_TAGS := urfave_cli_no_docs
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test demo-calls
+.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test cluster-bench demo-calls
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -78,8 +78,11 @@ demo: deps build image ## the user's flow on a real cluster: up, install with ku
 demo-calls: ## RBD and iSCSI volume lifecycles in the real-kernel VM, call by call as kubelet makes them
 	scripts/demo.sh
 
-bench: ## all benchmarks, VM included (root; quiet machine): rewrites BENCHMARKS.md
-	cd bench && go run ./report -vm
+bench: deps build image ## all benchmarks, VM and test cluster included (root; quiet machine): rewrites BENCHMARKS.md
+	cd bench && go run ./report -vm -cluster
+
+cluster-bench: deps build image ## benchmark 6 alone: pods through the test cluster; replaces its section of BENCHMARKS.md
+	cd bench && go run ./report -cluster-only
 
 bench-smoke: ## every benchmark, a few iterations at small sizes (the report's -quick run): proves they and the generator run, asserts no figure
 	cd bench && go run ./report -quick -o /dev/null

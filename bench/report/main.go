@@ -118,6 +118,9 @@ type options struct {
 	cfg  config
 	vm   bool
 	vmO  fb.VMOpts
+	// cluster runs benchmark 6 on the test cluster; clusterOnly runs just
+	// it and replaces its section in the report at out.
+	cluster, clusterOnly bool
 }
 
 func parseFlags() options {
@@ -129,12 +132,15 @@ func parseFlags() options {
 	vmN := flag.Int("vm-n", 5, "mount+unmount cycles per backend in the VM")
 	vmFloorN := flag.Int("vm-floor-n", 30, "runs of each exec floor program in the VM (the TCG slowdown factor)")
 	vmFormat := flag.String("vm-format-size", "50G", "size of the blank RBD images of the plain-vs-flexblock format comparison in the VM (empty: skip it)")
+	cluster := flag.Bool("cluster", false, "also run benchmark 6 on the test cluster (scripts/cluster/bench.sh: starts it unless one is up; ~15 min); without it the last cluster section of the report at -o is kept")
+	clusterOnly := flag.Bool("cluster-only", false, "run only benchmark 6 and replace its section in the report at -o")
 	flag.Parse()
 	sel, err := regexp.Compile(*only)
 	if err != nil {
 		fatal(fmt.Errorf("-only: %w", err))
 	}
-	o := options{out: *out, only: sel, cfg: full(), vm: *vm, vmO: fb.VMOpts{N: *vmN, FloorN: *vmFloorN, FormatSize: *vmFormat}}
+	o := options{out: *out, only: sel, cfg: full(), vm: *vm, vmO: fb.VMOpts{N: *vmN, FloorN: *vmFloorN, FormatSize: *vmFormat},
+		cluster: *cluster, clusterOnly: *clusterOnly}
 	if *q {
 		o.cfg = quick()
 	}
@@ -143,6 +149,10 @@ func parseFlags() options {
 
 func main() {
 	o := parseFlags()
+	if o.clusterOnly {
+		clusterOnly(o.out)
+		return
+	}
 	if err := fb.EnterPrivateMountNS(); err != nil {
 		fatal(err)
 	}
@@ -165,6 +175,16 @@ func main() {
 	if o.vm && o.only.MatchString("real") {
 		r.runVM(work, o.vmO)
 	}
+	if o.cluster {
+		progress("running the cluster benchmark (scripts/cluster/bench.sh)")
+		c, err := runCluster(work)
+		r.check("cluster", err)
+		if c != nil {
+			r.cluster = c.block()
+		}
+	} else if o.out != "-" {
+		r.cluster = carriedBlock(o.out)
+	}
 	r.end, r.loadEnd = time.Now(), fb.LoadAvg()
 	r.writeTo(o.out)
 	if len(r.errors) > 0 {
@@ -173,6 +193,28 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// clusterOnly runs benchmark 6 alone and puts its section into the report
+// at out (stdout for -).
+func clusterOnly(out string) {
+	work, err := os.MkdirTemp("/var/tmp", "flexbench-cluster-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(work)
+	c, err := runCluster(work)
+	if err != nil {
+		fatal(err)
+	}
+	if out == "-" {
+		fmt.Print(c.block())
+		return
+	}
+	if err := spliceCluster(out, c.block()); err != nil {
+		fatal(err)
+	}
+	progress("wrote the cluster section of " + out)
 }
 
 // runSection runs one benchmark in its own scratch dir; a failure is

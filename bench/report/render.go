@@ -29,6 +29,9 @@ type report struct {
 	// hostFloor is the host side of the VM's slowdown factor: benchmark
 	// 1a's exec floors (or the same measured for it).
 	hostFloor *fb.InitResult
+	// cluster is benchmark 6's section (markers included): this run's, or
+	// the one carried over from the report being rewritten.
+	cluster string
 
 	goals map[string]goal
 }
@@ -177,6 +180,11 @@ func (r *report) write(w io.Writer) {
 	r.writeReal(&body)
 	r.writeRefcount(&body)
 	r.writeConcurrency(&body)
+	if r.cluster != "" {
+		body.WriteString(r.cluster + "\n")
+	} else {
+		body.WriteString("## 6. In a real cluster: not run\n\n`make cluster-bench` (`go -C bench run ./report -cluster-only`) measures pods through the test cluster and puts its section here.\n\n")
+	}
 
 	p("## Summary of the goals\n\n| # | goal (issue #8) | measured, current driver | verdict |\n|---|---|---|---|\n")
 	for _, og := range goalOrder {
@@ -217,7 +225,7 @@ func (r *report) write(w io.Writer) {
 	b.WriteString(body.String())
 	p("## Reproduce\n\n")
 	p("- Everything: `make bench` (`go -C bench run ./report -vm`; root, loop devices, mkfs.ext4, mkfs.xfs, unshare, qemu for the VM; %s for this run). It builds the binaries from a snapshot of the working tree, runs every benchmark in a private mount namespace and rewrites this file.\n", duration(r.end.Sub(r.start)))
-	p("- One section: `go -C bench run ./report -only SECTION -o -` with SECTION one of %s; `-quick` runs a few iterations of each at small sizes; `-vm` adds benchmark 3 in the real-kernel VM (`-vm-n` cycles per backend, `-vm-floor-n` runs of each exec floor for the slowdown factor, `-vm-format-size` the blank RBD images of the format comparison, empty to skip it).\n", strings.Join(sectionNames(), ", "))
+	p("- One section: `go -C bench run ./report -only SECTION -o -` with SECTION one of %s; `-quick` runs a few iterations of each at small sizes; `-vm` adds benchmark 3 in the real-kernel VM (`-vm-n` cycles per backend, `-vm-floor-n` runs of each exec floor for the slowdown factor, `-vm-format-size` the blank RBD images of the format comparison, empty to skip it); `-cluster` adds benchmark 6 on the test cluster, `-cluster-only` runs just it and replaces its section (`make cluster-bench`).\n", strings.Join(sectionNames(), ", "))
 	p("- The baseline driver is `bench/baseline/example-driver.sh`; the VM scenario is `bench/vm/scenarios/90-overhead.sh`.\n")
 	_, _ = io.WriteString(w, b.String())
 }

@@ -98,9 +98,13 @@ type Capabilities struct {
 }
 
 // Init reports the capabilities from config and does nothing else.
+// SupportsMetrics makes kubelet statfs the pod's volume dir for the volume
+// stats it reports (kubelet_volume_stats_*, the stats summary): statfs of a
+// block filesystem is answered from the superblock in memory, no I/O, so a
+// dead target cannot hang it.
 func (l *Lifecycle) Init() Capabilities {
 	c := l.Env.Config
-	return Capabilities{Attach: c.Attach, SELinuxRelabel: *c.SELinuxRelabel, FSGroup: *c.FSGroup, RequiresFSResize: true}
+	return Capabilities{Attach: c.Attach, SELinuxRelabel: *c.SELinuxRelabel, FSGroup: *c.FSGroup, SupportsMetrics: true, RequiresFSResize: true}
 }
 
 // Attach runs on the control plane: it validates and succeeds. The node

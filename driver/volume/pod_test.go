@@ -296,7 +296,7 @@ func TestModesRefuseTheOtherModesCalls(t *testing.T) {
 	is(t, a.l.Mount(ctx, a.pod("a"), opts("/dev/sdz")), errkind.Unsupported, "attach mode")
 	is(t, a.l.Unmount(ctx, a.pod("a")), errkind.Unsupported, "attach mode")
 	c := a.l.Init()
-	if !c.Attach || !c.RequiresFSResize || c.SupportsMetrics {
+	if !c.Attach || !c.RequiresFSResize || !c.SupportsMetrics {
 		t.Fatalf("capabilities %+v", c)
 	}
 	must(t, a.l.Attach(ctx, opts("/dev/sdz")))

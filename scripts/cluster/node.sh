@@ -108,7 +108,17 @@ kubelet_config() {
 		imageGCLowThresholdPercent: 99
 		resolvConf: ""
 		serializeImagePulls: false
+		# The volume stats the tests read (stats summary): every 10 s, not 1 min.
+		volumeStatsAggPeriod: 10s
 	EOF
+	# start-kubelet.sh: how kubelet runs here, also for a restart (the
+	# cluster test stops kubelet and runs it again through this).
+	cat >"$NODE/start-kubelet.sh" <<-EOF
+		#!/bin/bash
+		exec "$FLEXBLOCK_K8S/kubelet" --config "$NODE/kubelet.yaml" --kubeconfig "$SHARE/kubelet.kubeconfig" \\
+			--hostname-override "$NODE_NAME" --node-ip "$NODE_IP" >>"$SHARE/logs/kubelet.log" 2>&1
+	EOF
+	chmod +x "$NODE/start-kubelet.sh"
 }
 
 main() {
@@ -131,8 +141,7 @@ main() {
 		ctr -n k8s.io images import "$SHARE/$i-image.tar" >/dev/null
 	done
 	log "images imported: $(ctr -n k8s.io images ls -q | tr '\n' ' ')"
-	"$FLEXBLOCK_K8S/kubelet" --config "$NODE/kubelet.yaml" --kubeconfig "$SHARE/kubelet.kubeconfig" \
-		--hostname-override "$NODE_NAME" --node-ip "$NODE_IP" >"$SHARE/logs/kubelet.log" 2>&1 &
+	"$NODE/start-kubelet.sh" &
 	log "kubelet started"
 	# The VM lives until down.sh powers it off (or run.sh's bound).
 	wait

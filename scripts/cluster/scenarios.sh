@@ -237,6 +237,17 @@ scenario_rbd_pv_pvc() {
 	wait_ready default pg
 	[ "$(kubectl exec pg -- cat /var/lib/postgresql/data/file)" = pv-data ] || fail "the data is not there after the pod was re-created"
 	say "data read back: $(kubectl exec pg -- cat /var/lib/postgresql/data/file)"
+	check_volume_stats pg data
+	expand_pvc pg /var/lib/postgresql/data
+	echo "\$ kubectl delete pod pg; a pod with the claim readOnly: true"
+	delete_pod default pg
+	shell_pod pg-ro '[{"name": "data", "persistentVolumeClaim": {"claimName": "pg-data", "readOnly": true}}]'
+	wait_ready default pg-ro
+	[ "$(kubectl exec pg-ro -- cat /data/file)" = pv-data ] || fail "the read-only pod does not read the data"
+	if kubectl exec pg-ro -- touch /data/x 2>/dev/null; then fail "a readOnly claim is writable"; fi
+	kubectl exec pg-ro -- grep " /data " /proc/mounts | grep -q " ro," || fail "the readOnly claim is not mounted ro"
+	say "readOnly claim: mounted ro in the container, data readable, not writable"
+	delete_pod default pg-ro
 	kubectl delete -k "$d" --timeout="${POD_TIMEOUT}s" >/dev/null
 	assert_node_clean
 	node_sh "rbd rm kube/pg-data >/dev/null 2>&1"
@@ -312,6 +323,25 @@ scenario_failures() {
 	assert_node_clean
 	kubectl delete -k "$d" --ignore-not-found >/dev/null
 	node_sh "rbd rm kube/inline-demo >/dev/null 2>&1"
+
+	# A Secret that does not exist: kubelet says so before any call.
+	echo "\$ a pod whose volume names a Secret that does not exist"
+	shell_pod no-secret "[$(rbd_volume data inline-demo | jq -c '.flexVolume.secretRef.name = "no-such-secret"')]"
+	wait_event no-secret "no-such-secret"
+	delete_pod default no-secret
+	assert_node_clean
+
+	# Image features the node's kernel cannot map: the event names them and
+	# the command that fixes the image.
+	ceph_secret
+	node_sh "rbd rm kube/unmappable >/dev/null 2>&1; rbd create kube/unmappable --size 64M --image-feature layering,exclusive-lock,journaling"
+	echo "\$ a pod on an image with the journaling feature (krbd cannot map it)"
+	shell_pod unmappable "[$(rbd_volume data unmappable)]"
+	wait_event unmappable "cannot map: journaling; disable them with: rbd feature disable"
+	delete_pod default unmappable
+	assert_node_clean
+	kubectl delete secret ceph-secret >/dev/null
+	node_sh "rbd rm kube/unmappable >/dev/null 2>&1"
 }
 
 scenario_uninstall() {
@@ -328,4 +358,291 @@ scenario_uninstall() {
 	say "no flexblock driver left in $PLUGIN_DIR"
 	kubectl delete -k "$d" --timeout="${POD_TIMEOUT}s" >/dev/null
 	kubectl delete -k "$(deploy_overlay deploy deploy)" --ignore-not-found --timeout="${POD_TIMEOUT}s" >/dev/null
+}
+
+# shell_pod NAME VOLUMES_JSON [MOUNT_JSON]: a pod of the shell image that
+# sleeps, with VOLUMES_JSON as spec.volumes and each volume mounted at
+# /<volume name> unless MOUNT_JSON gives the container's volumeMounts.
+shell_pod() {
+	local mounts=${3:-}
+	[ -n "$mounts" ] || mounts=$(jq -c '[.[] | {name: .name, mountPath: ("/" + .name)}]' <<<"$2")
+	kubectl apply -f - >/dev/null <<-EOF
+		{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "$1", "namespace": "default"},
+		 "spec": {"terminationGracePeriodSeconds": 1,
+		  "containers": [{"name": "app", "image": "$SHELL_IMAGE", "imagePullPolicy": "Never",
+		    "command": ["sleep", "2147483647"], "volumeMounts": $mounts}],
+		  "volumes": $2}}
+	EOF
+}
+
+# rbd_volume NAME IMAGE [EXTRA_OPTIONS_JSON] [READONLY]: an inline
+# flexblock/rbd volume of the test cluster's pool, with the Secret
+# ceph-secret.
+rbd_volume() {
+	local extra=${3:-}
+	[ -z "$extra" ] || extra=", $extra"
+	printf '{"name": "%s", "flexVolume": {"driver": "flexblock/rbd", "readOnly": %s, "secretRef": {"name": "ceph-secret"},
+	  "options": {"monitors": "127.0.0.1:6789", "pool": "kube", "image": "%s", "user": "kube"%s}}}' \
+		"$1" "${4:-false}" "$2" "$extra"
+}
+
+ceph_secret() {
+	kubectl create secret generic ceph-secret --type=flexblock/rbd --from-literal=key="$(node_env CEPH_KUBE_KEY)" \
+		--dry-run=client -o yaml | kubectl apply -f - >/dev/null
+}
+
+# volume_stats POD VOLUME: "capacity used available" bytes of the volume,
+# as kubelet's stats summary reports them (empty until kubelet has them).
+volume_stats() {
+	kubectl get --raw "/api/v1/nodes/$NODE_NAME/proxy/stats/summary" |
+		jq -r --arg pod "$1" --arg v "$2" '.pods[] | select(.podRef.name == $pod and .podRef.namespace == "default")
+			| .volume[]? | select(.name == $v and .capacityBytes != null) | "\(.capacityBytes) \(.usedBytes) \(.availableBytes)"'
+}
+
+has_stats() { [ -n "$(volume_stats "$1" "$2")" ]; }
+
+# fs_size POD DIR: the filesystem's size in KiB as the container sees it.
+fs_size() { kubectl exec "$1" -- df -k "$2" | awk 'NR == 2 {print $2}'; }
+fs_bigger() { [ "$(fs_size "$1" "$2")" -gt "$3" ]; }
+pvc_capacity_is() { [ "$(kubectl get pvc "$1" -o jsonpath='{.status.capacity.storage}')" = "$2" ]; }
+
+# check_volume_stats POD VOLUME: kubelet reports the volume's capacity and
+# usage (supportsMetrics: statfs of the pod's volume dir), equal to what df
+# says in the container.
+check_volume_stats() {
+	local cap used avail df
+	wait_until 90 "kubelet's stats of $1's volume $2" has_stats "$1" "$2" ||
+		fail "kubelet reports no stats for volume $2 of $1"
+	read -r cap used avail <<<"$(volume_stats "$1" "$2")"
+	df=$(kubectl exec "$1" -- df -k "$(kubectl get pod "$1" -o json | jq -r --arg v "$2" '.spec.containers[0].volumeMounts[] | select(.name == $v) | .mountPath')" | awk 'NR == 2 {print $2 * 1024}')
+	[ "$cap" = "$df" ] || fail "kubelet's capacity of $2 is $cap bytes, df in the pod says $df"
+	[ "$used" -gt 0 ] && [ "$avail" -gt 0 ] || fail "kubelet's stats of $2: used $used, available $avail"
+	say "kubelet's volume stats: capacity $cap, used $used, available $avail bytes (df agrees)"
+}
+
+# expand_pvc POD DIR: the claim of POD (pg-data) grown by 2 GiB as an operator
+# does it for a flexVolume PV (kube-controller-manager has no flex expander):
+# the image grown, the PV's capacity raised, the claim's status marked
+# NodeResizePending; kubelet then calls the driver's expandfs and the
+# running pod sees the bigger filesystem.
+expand_pvc() {
+	local before after want
+	before=$(fs_size "$1" "$2")
+	echo "\$ rbd resize kube/pg-data --size 12G; kubectl patch pv rbd-pg-data (capacity 12Gi); kubectl patch pvc pg-data --subresource status (NodeResizePending)"
+	node_sh "rbd resize kube/pg-data --size 12G >/dev/null 2>&1"
+	kubectl patch pv rbd-pg-data --type merge -p '{"spec": {"capacity": {"storage": "12Gi"}}}' >/dev/null
+	kubectl patch pvc pg-data --subresource status --type merge \
+		-p '{"status": {"allocatedResources": {"storage": "12Gi"}, "allocatedResourceStatuses": {"storage": "NodeResizePending"}}}' >/dev/null
+	want=$((before + 2 * 1024 * 1024 * 9 / 10))
+	wait_until 240 "the filesystem of $1 to grow" fs_bigger "$1" "$2" "$want" || {
+		kubectl get events --field-selector involvedObject.name="$1" | tail -5
+		fail "the filesystem in $1 did not grow ($(fs_size "$1" "$2") KiB, was $before KiB)"
+	}
+	after=$(fs_size "$1" "$2")
+	wait_until 60 "the claim's capacity 12Gi" pvc_capacity_is pg-data 12Gi ||
+		fail "the claim's status capacity is $(kubectl get pvc pg-data -o jsonpath='{.status.capacity.storage}'), want 12Gi"
+	say "grown in the running pod: $before KiB -> $after KiB; the claim says 12Gi"
+}
+
+# Two pods share one read-only volume; a read-write pod on it meanwhile is
+# refused with an event that says why, and runs once the readers are gone.
+scenario_shared_readonly() {
+	ceph_secret
+	node_sh "rbd rm kube/shared >/dev/null 2>&1; rbd create kube/shared --size 256M --image-feature layering"
+	echo "\$ a writer pod formats the blank image and writes; then two read-only pods share it"
+	shell_pod writer "[$(rbd_volume data shared)]"
+	wait_ready default writer
+	kubectl exec writer -- sh -c 'echo shared-data > /data/file && sync'
+	delete_pod default writer
+	for p in reader-1 reader-2; do shell_pod "$p" "[$(rbd_volume data shared "" true)]"; done
+	wait_ready default reader-1
+	wait_ready default reader-2
+	for p in reader-1 reader-2; do
+		[ "$(kubectl exec "$p" -- cat /data/file)" = shared-data ] || fail "$p does not read the data"
+		if kubectl exec "$p" -- touch /data/x 2>/dev/null; then fail "$p can write a read-only volume"; fi
+	done
+	[ "$(node_sh "grep -c ' /var/lib/kubelet/plugins/flexblock/rbd/mounts/' /proc/1/mounts")" = 1 ] ||
+		fail "the two readers do not share one node mount"
+	say "reader-1 and reader-2 read the data through one read-only node mount; neither can write"
+	echo "\$ a read-write pod on the same image while the readers run"
+	shell_pod writer "[$(rbd_volume data shared)]"
+	wait_event writer "read-only on this node"
+	kubectl describe pod writer | grep -F "read-only on this node" | head -1 | grep -q . || fail "kubectl describe does not show the refusal"
+	[ "$(kubectl get pod writer -o jsonpath='{.status.phase}')" = Pending ] || fail "the writer is not held back"
+	say "kubectl describe pod writer shows flexblock's refusal"
+	delete_pod default reader-1
+	delete_pod default reader-2
+	wait_ready default writer
+	say "the writer runs once the readers are gone"
+	delete_pod default writer
+	assert_node_clean
+	kubectl delete secret ceph-secret >/dev/null
+	node_sh "rbd rm kube/shared >/dev/null 2>&1"
+}
+
+# CHAP: a wrong password is an event naming the key to fix; the right one
+# mounts; deleting the pod logs the node out (assert_node_clean).
+scenario_iscsi_chap() {
+	local iqn user pass d
+	iqn=$(node_env ISCSI_CHAP)
+	user=$(node_env ISCSI_CHAP_USER)
+	pass=$(node_env ISCSI_CHAP_PASS)
+	node_sh "f=/var/lib/flexblock-e2e/chap-lun1.img; s=\$(stat -c %s \$f); truncate -s 0 \$f; truncate -s \$s \$f"
+	for attempt in wrong right; do
+		local p=$pass
+		[ $attempt = right ] || p=Wrong-Password-42
+		d=$(example_overlay "chap-$attempt" iscsi/secret-chap.yaml)
+		# The test target has session CHAP only: the discovery and mutual
+		# keys of the example go.
+		cat >>"$d/kustomization.yaml" <<-EOF
+			patches:
+			- target: {kind: Secret, name: chap-secret}
+			  patch: |-
+			    - {op: remove, path: /stringData/discovery.sendtargets.auth.username}
+			    - {op: remove, path: /stringData/discovery.sendtargets.auth.password}
+			    - {op: remove, path: /stringData/node.session.auth.username_in}
+			    - {op: remove, path: /stringData/node.session.auth.password_in}
+			    - {op: replace, path: /stringData/node.session.auth.username, value: "$user"}
+			    - {op: replace, path: /stringData/node.session.auth.password, value: "$p"}
+		EOF
+		echo "\$ kubectl apply -k examples/iscsi (secret-chap.yaml, the $attempt password)"
+		kubectl apply -k "$d" >/dev/null
+		shell_pod chap "[{\"name\": \"data\", \"flexVolume\": {\"driver\": \"flexblock/iscsi\", \"fsType\": \"ext4\",
+			\"secretRef\": {\"name\": \"chap-secret\"}, \"options\": {\"targetPortal\": \"127.0.0.1:3260\",
+			\"iqn\": \"$iqn\", \"lun\": \"1\", \"chapAuthSession\": \"true\"}}}]"
+		if [ $attempt = wrong ]; then
+			wait_event chap "node.session.auth.password"
+			delete_pod default chap
+			kubectl delete events --field-selector involvedObject.name=chap >/dev/null
+			assert_node_clean
+			continue
+		fi
+		wait_ready default chap
+		kubectl exec chap -- sh -c 'echo chap-data > /data/file && cat /data/file' | grep -q chap-data || fail "cannot write the CHAP volume"
+		say "the CHAP LUN mounts with the right Secret and is writable"
+		delete_pod default chap
+		assert_node_clean
+		kubectl delete -k "$d" >/dev/null
+	done
+	if node_sh "grep -rl -- '$pass' /var/log/flexblock /run/flexblock 2>/dev/null | grep ."; then fail "the CHAP password is in the driver's log or state"; fi
+}
+
+# kubelet restarted while a pod's volume is mounted: the pod keeps running
+# with its data, kubelet's remount after its restart adds no mount, and the
+# pod's deletion still leaves the node clean.
+scenario_kubelet_restart() {
+	local before after
+	ceph_secret
+	node_sh "rbd rm kube/restart >/dev/null 2>&1; true"
+	shell_pod restart "[$(rbd_volume data restart '"size": "128Mi", "imageFeatures": "layering"')]"
+	wait_ready default restart
+	kubectl exec restart -- sh -c 'echo before-restart > /data/file && sync'
+	before=$(node_sh "grep -c flexblock /proc/1/mounts")
+	echo "\$ kill kubelet on the node, start it again"
+	node_sh "setsid bash -c 'pkill -x kubelet; while pgrep -x kubelet >/dev/null; do sleep 0.2; done; exec /run/flexblock-node/start-kubelet.sh' >/dev/null 2>&1 </dev/null &"
+	sleep 5
+	wait_until 120 "kubelet back (node Ready, exec works)" kubectl exec restart -- true || fail "kubelet did not come back"
+	# kubelet reconstructs the volume and sets it up again (an idempotent mount).
+	sleep 15
+	[ "$(kubectl exec restart -- cat /data/file)" = before-restart ] || fail "the data is not there after kubelet's restart"
+	kubectl exec restart -- sh -c 'echo after-restart >> /data/file' || fail "the volume is not writable after kubelet's restart"
+	after=$(node_sh "grep -c flexblock /proc/1/mounts")
+	[ "$before" = "$after" ] || fail "flexblock mounts before kubelet's restart: $before, after: $after"
+	say "after kubelet's restart: pod Running, data there, writable, $after flexblock mounts as before"
+	delete_pod default restart
+	assert_node_clean
+	kubectl delete secret ceph-secret >/dev/null
+	node_sh "rbd rm kube/restart >/dev/null 2>&1"
+}
+
+# --- Benchmarks (make cluster-bench; not part of make cluster-test) ---
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# log_offset: the driver log's size on the node; tool_ms OFFSET: the sum of
+# the tool times (the "exec" events' ms) the driver logged after OFFSET.
+DRIVER_LOG=/var/log/flexblock/flexblock.log
+log_offset() { node_sh "stat -c %s $DRIVER_LOG 2>/dev/null || echo 0"; }
+tool_ms() {
+	node_sh "f=$DRIVER_LOG; o=$1; [ \"\$(stat -c %s \$f)\" -ge \"\$o\" ] || o=0
+		tail -c +\$((o + 1)) \$f | jq -R 'fromjson? | select(.msg == \"exec\") | .ms' | jq -s 'add // 0 | floor'"
+}
+
+# ready_ms NAME VOLUMES_JSON: milliseconds from kubectl apply to Ready.
+ready_ms() {
+	local t0
+	t0=$(now_ms)
+	shell_pod "$1" "$2"
+	kubectl wait --for=condition=Ready "pod/$1" --timeout="${POD_TIMEOUT}s" >/dev/null || fail "pod $1 not Ready"
+	echo $(($(now_ms) - t0))
+}
+
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+
+# batch KIND N: N pods at once (one kubectl apply), KIND emptydir or rbd (a
+# new 64 MiB image each, created and formatted on first use); prints
+# "ready_ms delete_ms": apply to the last Ready, delete to the last gone.
+batch() {
+	local kind=$1 n=$2 i vol t0 ready
+	{
+		echo '{"apiVersion": "v1", "kind": "List", "items": ['
+		for i in $(seq "$n"); do
+			vol='{"name": "data", "emptyDir": {}}'
+			[ "$kind" = emptydir ] || vol=$(rbd_volume data "batch-$i" '"size": "64Mi", "imageFeatures": "layering"')
+			[ "$i" = 1 ] || echo ,
+			cat <<-EOF
+				{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "$kind-$i", "namespace": "default", "labels": {"batch": "$kind"}},
+				 "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "app", "image": "$SHELL_IMAGE",
+				   "imagePullPolicy": "Never", "command": ["sleep", "2147483647"], "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+				   "volumes": [$vol]}}
+			EOF
+		done
+		echo ']}'
+	} >"$WORK/batch-$kind.json"
+	t0=$(now_ms)
+	kubectl apply -f "$WORK/batch-$kind.json" >/dev/null
+	kubectl wait --for=condition=Ready pod -l "batch=$kind" --timeout=900s >/dev/null || fail "$n $kind pods not all Ready"
+	ready=$(($(now_ms) - t0))
+	t0=$(now_ms)
+	kubectl delete pod -l "batch=$kind" --wait --timeout=900s >/dev/null || fail "$n $kind pods not all gone"
+	echo "$ready $(($(now_ms) - t0))"
+}
+
+# scenario_perf: pod create -> Ready with an emptyDir, a new blank RBD image
+# and a blank iSCSI LUN (interleaved rounds, medians), the tool times the
+# driver logged for those mounts, then 20 pods with 20 volumes at once.
+# Key=value lines to PERF_OUT (scripts/cluster/bench.sh renders them).
+scenario_perf() {
+	local out=${PERF_OUT:-$WORK/perf} n=${PERF_ROUNDS:-3} i off iqn
+	iqn=$(node_env ISCSI_PLAIN)
+	ceph_secret
+	: >"$out"
+	for i in $(seq "$n"); do
+		echo "emptydir_ms=$(ready_ms perf-e '[{"name": "data", "emptyDir": {}}]')" >>"$out"
+		delete_pod default perf-e
+		node_sh "rbd rm kube/perf-$i >/dev/null 2>&1; true"
+		off=$(log_offset)
+		echo "rbd_ms=$(ready_ms perf-r "[$(rbd_volume data "perf-$i" '"size": "1Gi", "imageFeatures": "layering"')]")" >>"$out"
+		echo "rbd_tool_ms=$(tool_ms "$off")" >>"$out"
+		delete_pod default perf-r
+		node_sh "rbd rm kube/perf-$i >/dev/null 2>&1; f=/var/lib/flexblock-e2e/plain-lun2.img; s=\$(stat -c %s \$f); truncate -s 0 \$f; truncate -s \$s \$f"
+		off=$(log_offset)
+		echo "iscsi_ms=$(ready_ms perf-s "[{\"name\": \"data\", \"flexVolume\": {\"driver\": \"flexblock/iscsi\", \"fsType\": \"xfs\",
+			\"options\": {\"targetPortal\": \"127.0.0.1:3260\", \"iqn\": \"$iqn\", \"lun\": \"2\"}}}]")" >>"$out"
+		echo "iscsi_tool_ms=$(tool_ms "$off")" >>"$out"
+		delete_pod default perf-s
+		say "round $i: $(tail -5 "$out" | tr '\n' ' ')"
+	done
+	assert_node_clean
+	local b
+	b=$(batch emptydir 20)
+	echo "batch_emptydir_ready_ms=${b% *}" >>"$out"
+	echo "batch_emptydir_delete_ms=${b#* }" >>"$out"
+	b=$(batch rbd 20)
+	echo "batch_rbd_ready_ms=${b% *}" >>"$out"
+	echo "batch_rbd_delete_ms=${b#* }" >>"$out"
+	say "20 at once: $(tail -4 "$out" | tr "\n" " ")"
+	assert_node_clean
+	node_sh "for i in \$(seq 20); do rbd rm kube/batch-\$i >/dev/null 2>&1; done; true"
+	kubectl delete secret ceph-secret >/dev/null
 }

@@ -35,7 +35,8 @@ fi
 . "$CLUSTER_DIR/node/images.env"
 
 passed=0 failed=0 summary=()
-for s in install rbd_inline rbd_pv_pvc iscsi_two_luns failures uninstall; do
+# CLUSTER_SCENARIOS: the list to run (bench.sh runs "install perf uninstall").
+for s in ${CLUSTER_SCENARIOS:-install rbd_inline rbd_pv_pvc shared_readonly iscsi_two_luns iscsi_chap kubelet_restart failures uninstall}; do
 	if [ -n "${CLUSTER_ONLY:-}" ] && ! [[ $s =~ $CLUSTER_ONLY ]]; then continue; fi
 	echo
 	echo "=== $s"

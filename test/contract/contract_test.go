@@ -21,8 +21,8 @@ func TestInitReportsAllCapabilitiesFromConfig(t *testing.T) {
 		cfg  map[string]any
 		want map[string]bool
 	}{
-		{nil, map[string]bool{"attach": false, "selinuxRelabel": true, "supportsMetrics": false, "fsGroup": true, "requiresFSResize": true}},
-		{map[string]any{"attach": true, "fsGroup": false, "selinuxRelabel": false}, map[string]bool{"attach": true, "selinuxRelabel": false, "supportsMetrics": false, "fsGroup": false, "requiresFSResize": true}},
+		{nil, map[string]bool{"attach": false, "selinuxRelabel": true, "supportsMetrics": true, "fsGroup": true, "requiresFSResize": true}},
+		{map[string]any{"attach": true, "fsGroup": false, "selinuxRelabel": false}, map[string]bool{"attach": true, "selinuxRelabel": false, "supportsMetrics": true, "fsGroup": false, "requiresFSResize": true}},
 	} {
 		for _, backend := range []string{"rbd", "iscsi"} {
 			p := testkit.Install(t, bin, backend, tc.cfg)

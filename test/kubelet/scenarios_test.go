@@ -52,9 +52,6 @@ func TestProbeAndInit(t *testing.T) {
 	if a := m.GetAttributes(); !a.SELinuxRelabel || a.ReadOnly || !a.Managed {
 		t.Errorf("mounter attributes %+v, want SELinuxRelabel, Managed, not ReadOnly", a)
 	}
-	if _, err := m.GetMetrics(); err == nil {
-		t.Errorf("kubelet collects metrics although the driver says supportsMetrics:false")
-	}
 	if got := k.exec.sequence(k.driverExe()); len(got) != 1 {
 		t.Errorf("driver calls %v, want only init: NewMounter and GetAttributes exec nothing", got)
 	}
@@ -115,7 +112,7 @@ func checkInitAnswer(t *testing.T, c driverCall, attach bool) {
 	if ans.Status != "Success" {
 		t.Errorf("init status %q", ans.Status)
 	}
-	want := map[string]bool{"attach": attach, "selinuxRelabel": true, "supportsMetrics": false, "fsGroup": true, "requiresFSResize": true}
+	want := map[string]bool{"attach": attach, "selinuxRelabel": true, "supportsMetrics": true, "fsGroup": true, "requiresFSResize": true}
 	for key := range want {
 		raw, ok := ans.Capabilities[key]
 		if !ok {
@@ -162,6 +159,10 @@ func TestInlineVolumeWithSecret(t *testing.T) {
 		}
 	}
 	checkOwnership(t, dir, 2345, true)
+	// supportsMetrics: kubelet's volume stats are statfs of the pod dir.
+	if st, err := m.GetMetrics(); err != nil || st.Capacity == nil || st.Capacity.Value() <= 0 || st.Available.Value() > st.Capacity.Value() {
+		t.Errorf("kubelet's volume stats of a mounted volume: %+v, %v", st, err)
+	}
 	mc := k.exec.of(k.driverExe(), "mount")
 	if len(mc) != 1 {
 		t.Fatalf("mount ran %d times, want 1", len(mc))

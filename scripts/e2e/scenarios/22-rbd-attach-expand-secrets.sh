@@ -11,7 +11,7 @@ rbd create kube/at-vol --size 320M
 install_driver rbd '{"attach":true}'
 o=$(kopts monitors="$CEPH_MON" pool=kube image=at-vol kubernetes.io/fsType=xfs)
 flexcall rbd init
-assert_eq "$(jq -cS .capabilities <<<"$ANSWER")" '{"attach":true,"fsGroup":true,"requiresFSResize":true,"selinuxRelabel":true,"supportsMetrics":false}' "capabilities"
+assert_eq "$(jq -cS .capabilities <<<"$ANSWER")" '{"attach":true,"fsGroup":true,"requiresFSResize":true,"selinuxRelabel":true,"supportsMetrics":true}' "capabilities"
 flexcall rbd attach "$o" node1
 expect Success
 flexcall rbd waitforattach "" "$o"
