@@ -97,7 +97,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := fmt.Sprintf("StorageClass parameter %q %s", e.Param, e.Problem)
+	msg := fmt.Sprintf("parameter %q %s", e.Param, e.Problem)
 	if e.Fix != "" {
 		msg += ": " + e.Fix
 	}
@@ -178,7 +178,7 @@ func checkKnown(p map[string]string) error {
 	if len(unknown) > 1 {
 		word = "parameters"
 	}
-	return fmt.Errorf("StorageClass has unknown %s %s: remove or correct them (known parameters: %s)",
+	return fmt.Errorf("unknown %s %s: remove or correct them (known parameters: %s)",
 		word, quoteAll(unknown), strings.Join(all, ", "))
 }
 
