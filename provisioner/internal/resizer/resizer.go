@@ -215,8 +215,8 @@ func (r *Resizer) resize(ctx context.Context, pvc *corev1.PersistentVolumeClaim,
 			return err
 		}
 	}
-	// 2. the PV's capacity.
 	q := quantity(size)
+	// 2. the PV's capacity.
 	if c := pv.Spec.Capacity[corev1.ResourceStorage]; c.Value() < size {
 		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"capacity": map[string]string{"storage": q}}})
 		if _, err := r.Client.CoreV1().PersistentVolumes().Patch(ctx, pv.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
