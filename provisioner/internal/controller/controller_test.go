@@ -31,13 +31,12 @@ import (
 const adminKey = "AQBm2gNrjMYiAxAAMe4LIOgL/nsS1N3rqZsrug=="
 
 type fixture struct {
-	p       *Provisioner
-	ceph    *fakerbd.Cluster
-	log     *bytes.Buffer
-	client  *fake.Clientset
-	state   string
-	now     time.Time
-	objects []runtime.Object
+	p      *Provisioner
+	ceph   *fakerbd.Cluster
+	log    *bytes.Buffer
+	client *fake.Clientset
+	state  string
+	now    time.Time
 }
 
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
