@@ -30,6 +30,8 @@ POD_CIDR=10.88.0.0/24
 # containerd's snapshots and kubelet's root.
 NODE_MEMORY=${FLEXBLOCK_NODE_MEMORY:-4096}
 NODE_DISK_SIZE=4G
+# The node's own iSCSI target (LUN 1 on the scratch disk: survives a reboot).
+PERSISTENT_IQN=iqn.2026-12.io.flexblock:node-disk
 # Bounds, in seconds.
 CONTROL_PLANE_TIMEOUT=60
 NODE_READY_TIMEOUT=${FLEXBLOCK_NODE_READY_TIMEOUT:-600}

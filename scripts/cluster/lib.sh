@@ -82,13 +82,16 @@ make_pki() {
 	EOF
 }
 
-# start_node: boots the node VM in the background: run.sh with the node
-# script, the share, a fresh scratch disk and the kubelet port forwarded.
+# start_node [keep-disk]: boots the node VM in the background: run.sh with
+# the node script, the share, a fresh scratch disk (or the last one: a
+# reboot) and the kubelet port forwarded.
 start_node() {
 	local repo
 	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-	rm -f "$CLUSTER_DIR/node.disk"
-	truncate -s "$NODE_DISK_SIZE" "$CLUSTER_DIR/node.disk"
+	if [ "${1:-}" != keep-disk ]; then
+		rm -f "$CLUSTER_DIR/node.disk"
+		truncate -s "$NODE_DISK_SIZE" "$CLUSTER_DIR/node.disk"
+	fi
 	cp "$(dirname "${BASH_SOURCE[0]}")/config.sh" "$CLUSTER_DIR/node/config.sh"
 	# restrict=off: the node must dial the API server at 10.0.2.2 (the host's
 	# loopback, inside qemu); it has no default route, so nothing else.
@@ -100,4 +103,17 @@ start_node() {
 
 node_ready() {
 	[ "$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}
+
+# reboot_node: the node loses power (its qemu killed, no shutdown) and boots
+# again with the same scratch disk; returns once the VM is gone and the new
+# one is starting (the caller waits for what it needs).
+reboot_node() {
+	local pid qemu
+	pid=$(awk '$1 == "node" {p = $2} END {print p}' "$CLUSTER_DIR/pids")
+	qemu=$(pgrep -s "$pid" -f qemu-system-x86_64 | head -1)
+	[ -n "$qemu" ] || { echo "cluster: no node VM to reboot" >&2; return 1; }
+	kill -KILL "$qemu"
+	wait_until 60 "the node VM's run.sh to end" sh -c "! pgrep -s $pid >/dev/null" || return 1
+	start_node keep-disk
 }

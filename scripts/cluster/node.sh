@@ -25,15 +25,34 @@ cgroups() {
 
 # The scratch disk: containerd's snapshots (overlayfs needs a real fs under
 # it, and kubelet's eviction manager reads its stats) and kubelet's root.
+# After a reboot (the same disk, already labelled) it is kept: with it the
+# node keeps, as a real one does, kubelet's root, containerd's store, the
+# initiator's node records (/etc/iscsi/nodes) and flexblock's iSCSI record
+# markers (/var/lib/flexblock); /run starts empty.
 scratch() {
-	mkfs.ext4 -q -F -L flexblock-node /dev/vda
-	mkdir -p /mnt/scratch /var/lib/containerd /var/lib/kubelet
+	if [ "$(blkid -o value -s LABEL /dev/vda 2>/dev/null)" = flexblock-node ]; then
+		log "scratch disk kept (a reboot)"
+	else
+		mkfs.ext4 -q -F -L flexblock-node /dev/vda
+	fi
+	mkdir -p /mnt/scratch /var/lib/containerd /var/lib/kubelet /etc/iscsi/nodes /var/lib/flexblock
 	mount /dev/vda /mnt/scratch
-	mkdir -p /mnt/scratch/containerd /mnt/scratch/kubelet
+	mkdir -p /mnt/scratch/containerd /mnt/scratch/kubelet /mnt/scratch/iscsi-nodes /mnt/scratch/flexblock
 	mount --bind /mnt/scratch/containerd /var/lib/containerd
 	mount --bind /mnt/scratch/kubelet /var/lib/kubelet
+	mount --bind /mnt/scratch/iscsi-nodes /etc/iscsi/nodes
+	mount --bind /mnt/scratch/flexblock /var/lib/flexblock
 	# kubelet's volume mounts must reach the containers (HostToContainer).
 	mount --make-rshared /
+}
+
+# A target whose LUN is a file on the scratch disk: its data survives the
+# node's reboot (the e2e targets' LUNs live in the VM's tmpfs).
+persistent_lun() {
+	[ -f /mnt/scratch/persistent-lun.img ] || truncate -s 256M /mnt/scratch/persistent-lun.img
+	tgtadm --lld iscsi --op new --mode target --tid 9 -T "$PERSISTENT_IQN"
+	tgtadm --lld iscsi --op new --mode logicalunit --tid 9 --lun 1 -b /mnt/scratch/persistent-lun.img
+	tgtadm --lld iscsi --op bind --mode target --tid 9 -I ALL
 }
 
 # The host is reached at 10.0.2.2; no default route, so nothing else is.
@@ -101,9 +120,10 @@ kubelet_config() {
 		cgroupDriver: cgroupfs
 		containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 		failSwapOn: false
-		# A test VM: tiny disk and memory, nothing to evict for.
+		# A test VM: tiny disk and memory, nothing to evict for. (Local storage
+		# capacity isolation stays on: without it kubelet gathers no filesystem
+		# stats, and no volume stats either.)
 		evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
-		localStorageCapacityIsolation: false
 		imageGCHighThresholdPercent: 100
 		imageGCLowThresholdPercent: 99
 		resolvConf: ""
@@ -124,6 +144,7 @@ kubelet_config() {
 main() {
 	cgroups
 	scratch
+	persistent_lun
 	network
 	# The host's driver log shows through the overlay: start empty.
 	rm -rf /var/log/flexblock && mkdir -p /var/log/flexblock

@@ -237,7 +237,7 @@ scenario_rbd_pv_pvc() {
 	wait_ready default pg
 	[ "$(kubectl exec pg -- cat /var/lib/postgresql/data/file)" = pv-data ] || fail "the data is not there after the pod was re-created"
 	say "data read back: $(kubectl exec pg -- cat /var/lib/postgresql/data/file)"
-	check_volume_stats pg data
+	check_volume_stats pg /var/lib/postgresql/data pg-data
 	expand_pvc pg /var/lib/postgresql/data
 	echo "\$ kubectl delete pod pg; a pod with the claim readOnly: true"
 	delete_pod default pg
@@ -248,7 +248,7 @@ scenario_rbd_pv_pvc() {
 	kubectl exec pg-ro -- grep " /data " /proc/mounts | grep -q " ro," || fail "the readOnly claim is not mounted ro"
 	say "readOnly claim: mounted ro in the container, data readable, not writable"
 	delete_pod default pg-ro
-	kubectl delete -k "$d" --timeout="${POD_TIMEOUT}s" >/dev/null
+	kubectl delete -k "$d" --ignore-not-found --timeout="${POD_TIMEOUT}s" >/dev/null
 	assert_node_clean
 	node_sh "rbd rm kube/pg-data >/dev/null 2>&1"
 }
@@ -391,34 +391,32 @@ ceph_secret() {
 		--dry-run=client -o yaml | kubectl apply -f - >/dev/null
 }
 
-# volume_stats POD VOLUME: "capacity used available" bytes of the volume,
-# as kubelet's stats summary reports them (empty until kubelet has them).
+# volume_stats PVC: "capacity used available" bytes of the claim's volume as
+# kubelet reports them (kubelet_volume_stats_* on its /metrics, read through
+# qemu's forward of its port; empty until kubelet has them).
 volume_stats() {
-	kubectl get --raw "/api/v1/nodes/$NODE_NAME/proxy/stats/summary" |
-		jq -r --arg pod "$1" --arg v "$2" '.pods[] | select(.podRef.name == $pod and .podRef.namespace == "default")
-			| .volume[]? | select(.name == $v and .capacityBytes != null) | "\(.capacityBytes) \(.usedBytes) \(.availableBytes)"'
+	curl -sk --max-time 20 "https://127.0.0.1:$KUBELET_PORT/metrics" | awk -v pvc="persistentvolumeclaim=\"$1\"" '
+		index($0, pvc) && /^kubelet_volume_stats_(capacity|used|available)_bytes/ {split($1, n, "{"); v[n[1]] = $2}
+		END {if (length(v) == 3) printf "%d %d %d\n", v["kubelet_volume_stats_capacity_bytes"], v["kubelet_volume_stats_used_bytes"], v["kubelet_volume_stats_available_bytes"]}'
 }
+has_stats() { [ -n "$(volume_stats "$1")" ]; }
 
-has_stats() { [ -n "$(volume_stats "$1" "$2")" ]; }
+# check_volume_stats POD DIR PVC: kubelet reports the claim's capacity and
+# usage (supportsMetrics: statfs of the pod's volume dir), as df in the pod.
+check_volume_stats() {
+	local cap used avail df
+	wait_until 90 "kubelet's stats of claim $3" has_stats "$3" || fail "kubelet reports no volume stats for claim $3"
+	read -r cap used avail <<<"$(volume_stats "$3")"
+	df=$(kubectl exec "$1" -- df -k "$2" | awk 'NR == 2 {print $2 * 1024}')
+	[ "$cap" = "$df" ] || fail "kubelet's capacity of claim $3 is $cap bytes, df in the pod says $df"
+	[ "$used" -gt 0 ] && [ "$avail" -gt 0 ] || fail "kubelet's stats of claim $3: used $used, available $avail"
+	say "kubelet's volume stats of claim $3: capacity $cap, used $used, available $avail bytes (df agrees)"
+}
 
 # fs_size POD DIR: the filesystem's size in KiB as the container sees it.
 fs_size() { kubectl exec "$1" -- df -k "$2" | awk 'NR == 2 {print $2}'; }
 fs_bigger() { [ "$(fs_size "$1" "$2")" -gt "$3" ]; }
 pvc_capacity_is() { [ "$(kubectl get pvc "$1" -o jsonpath='{.status.capacity.storage}')" = "$2" ]; }
-
-# check_volume_stats POD VOLUME: kubelet reports the volume's capacity and
-# usage (supportsMetrics: statfs of the pod's volume dir), equal to what df
-# says in the container.
-check_volume_stats() {
-	local cap used avail df
-	wait_until 90 "kubelet's stats of $1's volume $2" has_stats "$1" "$2" ||
-		fail "kubelet reports no stats for volume $2 of $1"
-	read -r cap used avail <<<"$(volume_stats "$1" "$2")"
-	df=$(kubectl exec "$1" -- df -k "$(kubectl get pod "$1" -o json | jq -r --arg v "$2" '.spec.containers[0].volumeMounts[] | select(.name == $v) | .mountPath')" | awk 'NR == 2 {print $2 * 1024}')
-	[ "$cap" = "$df" ] || fail "kubelet's capacity of $2 is $cap bytes, df in the pod says $df"
-	[ "$used" -gt 0 ] && [ "$avail" -gt 0 ] || fail "kubelet's stats of $2: used $used, available $avail"
-	say "kubelet's volume stats: capacity $cap, used $used, available $avail bytes (df agrees)"
-}
 
 # expand_pvc POD DIR: the claim of POD (pg-data) grown by 2 GiB as an operator
 # does it for a flexVolume PV (kube-controller-manager has no flex expander):
@@ -645,4 +643,47 @@ scenario_perf() {
 	assert_node_clean
 	node_sh "for i in \$(seq 20); do rbd rm kube/batch-\$i >/dev/null 2>&1; done; true"
 	kubectl delete secret ceph-secret >/dev/null
+}
+
+# started_after POD EPOCH: POD's container runs and started after EPOCH.
+started_after() {
+	local s
+	s=$(kubectl get pod "$1" -o jsonpath='{.status.containerStatuses[0].state.running.startedAt}')
+	[ -n "$s" ] && [ "$(date -d "$s" +%s)" -gt "$2" ]
+}
+
+# The node loses power while a pod's iSCSI volume is mounted (its LUN is on
+# the node's disk) and boots again: kubelet, the driver (reinstalled by the
+# DaemonSet's pod) and the pod come back, the data is there, nothing is
+# mounted twice, and deleting the pod leaves the node clean.
+scenario_node_reboot() {
+	local t0 mounts
+	node_sh "f=/mnt/scratch/persistent-lun.img; s=\$(stat -c %s \$f); truncate -s 0 \$f; truncate -s \$s \$f"
+	kubectl apply -f - >/dev/null <<-EOF
+		{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reboot", "namespace": "default"},
+		 "spec": {"terminationGracePeriodSeconds": 1,
+		  "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+		                  {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}],
+		  "containers": [{"name": "app", "image": "$SHELL_IMAGE", "imagePullPolicy": "Never",
+		    "command": ["sleep", "2147483647"], "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+		  "volumes": [{"name": "data", "flexVolume": {"driver": "flexblock/iscsi", "fsType": "ext4",
+		    "options": {"targetPortal": "127.0.0.1:3260", "iqn": "$PERSISTENT_IQN", "lun": "1"}}}]}}
+	EOF
+	wait_ready default reboot
+	kubectl exec reboot -- sh -c 'echo before-reboot > /data/file && sync'
+	echo "\$ the node VM loses power and boots again with the same disk"
+	t0=$(date +%s)
+	reboot_node
+	wait_until "$NODE_READY_TIMEOUT" "the pod's container running again after the reboot" started_after reboot "$t0" ||
+		{ kubectl describe pod reboot | tail -15; fail "the pod did not come back after the reboot"; }
+	wait_ready default reboot
+	say "node and pod back $(($(date +%s) - t0))s after the power loss"
+	[ "$(kubectl exec reboot -- cat /data/file)" = before-reboot ] || fail "the data is not there after the reboot"
+	kubectl exec reboot -- sh -c 'echo after-reboot >> /data/file' || fail "the volume is not writable after the reboot"
+	wait_until 120 "the node shell after the reboot" node_sh true || fail "no node shell after the reboot"
+	mounts=$(node_sh "grep -c ' /var/lib/kubelet/pods/.*flexblock~iscsi' /proc/1/mounts")
+	[ "$mounts" = 1 ] || fail "the pod's volume is mounted $mounts times after the reboot"
+	say "after the reboot: data there, writable, one mount"
+	delete_pod default reboot
+	assert_node_clean
 }

@@ -36,7 +36,7 @@ fi
 
 passed=0 failed=0 summary=()
 # CLUSTER_SCENARIOS: the list to run (bench.sh runs "install perf uninstall").
-for s in ${CLUSTER_SCENARIOS:-install rbd_inline rbd_pv_pvc shared_readonly iscsi_two_luns iscsi_chap kubelet_restart failures uninstall}; do
+for s in ${CLUSTER_SCENARIOS:-install rbd_inline rbd_pv_pvc shared_readonly iscsi_two_luns iscsi_chap kubelet_restart failures node_reboot uninstall}; do
 	if [ -n "${CLUSTER_ONLY:-}" ] && ! [[ $s =~ $CLUSTER_ONLY ]]; then continue; fi
 	echo
 	echo "=== $s"
