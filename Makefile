@@ -10,7 +10,7 @@ GO_TAGS := urfave_cli_no_docs
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help deps build build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test cluster-bench demo-calls
+.PHONY: help deps build build-provisioner build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test cluster-bench demo-calls
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -21,8 +21,12 @@ deps: ## install host tools and Go (idempotent)
 build-test: ## build the test binary (adds the loop backend and crash hooks) into bin/flexblock-test
 	CGO_ENABLED=0 go build -tags $(GO_TAGS),flexblocktest -o bin/flexblock-test .
 
-build: ## build the static driver binary into bin/flexblock
+build: ## build the static driver binary into bin/flexblock (it must link no k8s.io module)
 	CGO_ENABLED=0 go build -trimpath -tags $(GO_TAGS) -ldflags '$(GO_LDFLAGS)' -o $(BIN) .
+	@! go version -m $(BIN) | grep 'k8s.io/' || { echo "bin/flexblock links k8s.io modules: they belong in provisioner/"; exit 1; }
+
+build-provisioner: ## the dynamic provisioner (own module: client-go) into bin/flexblock-provisioner
+	cd provisioner && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o ../bin/flexblock-provisioner .
 
 test: deps lint unit fuzz bench-smoke conformance selftest e2e ## everything CI runs: lint, unit + host tests, fuzz, kubelet conformance, test-bed self-test, real-kernel e2e
 
@@ -30,6 +34,7 @@ unit: ## unit, contract, loop-device, installer and examples tests (root needed 
 	go test -count=1 ./...
 	cd bench && go test -count=1 ./...
 	cd test/examples && go test -count=1 -mod=mod ./...
+	cd provisioner && go test -count=1 ./...
 
 fuzz: ## run the fuzz targets for a bounded time each
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./driver/options
@@ -41,6 +46,7 @@ lint: ## gofmt, go vet, staticcheck, shellcheck
 	go run $(STATICCHECK) ./...
 	cd bench && go vet ./... && go run $(STATICCHECK) ./...
 	cd test/examples && go vet -mod=mod ./...
+	cd provisioner && go vet ./... && go run $(STATICCHECK) ./...
 	shellcheck -x -S warning scripts/*.sh scripts/vm/*.sh scripts/vm/initramfs-init scripts/e2e/*.sh scripts/cluster/*.sh bench/baseline/*.sh
 	shellcheck -x -S warning -s bash -e SC2034 scripts/e2e/scenarios/*.sh scripts/e2e/selftest/*.sh bench/vm/scenarios/*.sh
 
