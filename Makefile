@@ -62,7 +62,7 @@ selftest: ## the VM test bed checks itself: failing and hanging scenarios are re
 e2e: build build-test conformance-bin ## all scenarios in one real-kernel VM boot
 	scripts/e2e/e2e.sh
 
-image: build ## the installer image (examples/Dockerfile, buildah, offline) and the test images, as docker archives in bin/
+image: build build-provisioner ## the installer image (examples/Dockerfile, buildah, offline) and the test images, as docker archives in bin/
 	scripts/cluster/deps.sh
 	scripts/cluster/images.sh bin $(VERSION)
 

@@ -110,8 +110,7 @@ func run(f flags) error {
 		}
 	}
 
-	id, _ := os.Hostname()
-	id += "_" + string(uuid.NewUUID())
+	id := identity()
 	events := record.NewBroadcaster(record.WithContext(ctx))
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	recorder := events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flexblock-provisioner"})
@@ -207,6 +206,18 @@ func serveMetrics(ctx context.Context, addr string, m metrics.Metrics, log *slog
 	}()
 	log.Info("serving metrics", "address", ln.Addr().String())
 	return nil
+}
+
+// identity names this replica in the lease (and so in `kubectl get lease`):
+// the pod's name ($POD_NAME, downward API) or else the host name, which
+// with hostNetwork is the node's and the same for every replica there,
+// then a unique suffix.
+func identity() string {
+	name := os.Getenv("POD_NAME")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	return name + "_" + string(uuid.NewUUID())
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# load-image.sh: puts the image `make image` just built into the running
-# test cluster's node (for a change of the driver without a cluster
-# restart): copies it to the node's share, imports it into containerd there
-# and points the cluster's images.env at it. The next `make cluster-test`
-# (CLUSTER_KEEP=1 keeps the cluster up) installs it.
+# load-image.sh: puts the images `make image` just built (the installer's
+# and the provisioner's) into the running test cluster's node (for a change
+# of the driver or the provisioner without a cluster restart): copies them
+# to the node's share, imports them into containerd there and points the
+# cluster's images.env at them. The next `make cluster-test` (CLUSTER_KEEP=1
+# keeps the cluster up) installs them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -12,12 +13,14 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=scripts/cluster/lib.sh
 . "$here/lib.sh"
 [ -e "$CLUSTER_DIR/pids" ] || { echo "cluster: none is up" >&2; exit 1; }
-cp "$repo/bin/flexblock-image.tar" "$repo/bin/images.env" "$CLUSTER_DIR/node/"
+cp "$repo/bin/flexblock-image.tar" "$repo/bin/provisioner-image.tar" "$repo/bin/images.env" "$CLUSTER_DIR/node/"
 # shellcheck disable=SC1091
 . "$CLUSTER_DIR/node/images.env"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # shellcheck source=scripts/cluster/scenarios.sh
 . "$here/scenarios.sh"
-node_sh "ctr -n k8s.io images import /run/flexblock-share/flexblock-image.tar >/dev/null"
-echo "cluster: $FLEXBLOCK_IMAGE loaded on the node"
+for i in flexblock provisioner; do
+	node_sh "ctr -n k8s.io images import /run/flexblock-share/$i-image.tar >/dev/null"
+done
+echo "cluster: $FLEXBLOCK_IMAGE, $PROVISIONER_IMAGE loaded on the node"

@@ -158,7 +158,7 @@ main() {
 		sleep 1
 	done
 	log "containerd up"
-	for i in flexblock pause shell; do
+	for i in flexblock pause shell provisioner; do
 		ctr -n k8s.io images import "$SHARE/$i-image.tar" >/dev/null
 	done
 	log "images imported: $(ctr -n k8s.io images ls -q | tr '\n' ' ')"

@@ -16,6 +16,7 @@ repo=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 # shellcheck source=scripts/cluster/scenarios.sh
 . "$here/scenarios.sh"
+. "$here/scenarios-provisioner.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/flexblock-cluster-test.XXXXXX")
 started=

@@ -25,14 +25,14 @@ start=$(date +%s)
 "$here/deps.sh"
 k8s=$("$here/build-k8s.sh")
 ln -sfn "$k8s" "$repo/bin/k8s"
-for f in flexblock images.env flexblock-image.tar pause-image.tar shell-image.tar; do
+for f in flexblock images.env flexblock-image.tar pause-image.tar shell-image.tar provisioner-image.tar; do
 	[ -e "$repo/bin/$f" ] || { echo "cluster: bin/$f missing: run make build image (or make cluster-up)" >&2; exit 1; }
 done
 mkdir -p "$CLUSTER_DIR"/{logs,node,etcd}
 : >"$CLUSTER_DIR/pids"
 trap 'echo "cluster: up FAILED; stopping what started" >&2; "$here/down.sh" >&2' ERR
 cp "$repo/bin/images.env" "$CLUSTER_DIR/node/images.env"
-for f in flexblock pause shell; do
+for f in flexblock pause shell provisioner; do
 	cp "$repo/bin/$f-image.tar" "$CLUSTER_DIR/node/$f-image.tar"
 done
 echo "cluster: Kubernetes $(basename "$k8s") ready after $(($(date +%s) - start))s; starting the control plane"
