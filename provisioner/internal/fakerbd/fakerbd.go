@@ -126,6 +126,10 @@ func (c *Cluster) Run(_ context.Context, cmd runner.Cmd) (runner.Result, error) 
 		if img == nil {
 			return missing()
 		}
+		if len(img.Meta) == 0 {
+			// As the real rbd (16.2): no pairs, no output, even in JSON.
+			return runner.Result{}, nil
+		}
 		return c.json(img.Meta)
 	case "image-meta set":
 		if img == nil {

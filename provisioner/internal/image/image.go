@@ -7,6 +7,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -142,6 +143,11 @@ func (i *Image) Meta(ctx context.Context) (map[string]string, error) {
 		return nil, fmt.Errorf("rbd image-meta list %s: %w", i.Spec(), err)
 	}
 	m := map[string]string{}
+	// rbd prints nothing at all, even with --format json, for an image
+	// without metadata (a freshly created one).
+	if len(bytes.TrimSpace(out)) == 0 {
+		return m, nil
+	}
 	if err := json.Unmarshal(out, &m); err != nil {
 		return nil, fmt.Errorf("rbd image-meta list %s: unexpected output: %v", i.Spec(), err)
 	}
