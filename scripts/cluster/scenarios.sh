@@ -397,7 +397,7 @@ ceph_secret() {
 volume_stats() {
 	curl -sk --max-time 20 "https://127.0.0.1:$KUBELET_PORT/metrics" | awk -v pvc="persistentvolumeclaim=\"$1\"" '
 		index($0, pvc) && /^kubelet_volume_stats_(capacity|used|available)_bytes/ {split($1, n, "{"); v[n[1]] = $2}
-		END {if (length(v) == 3) printf "%d %d %d\n", v["kubelet_volume_stats_capacity_bytes"], v["kubelet_volume_stats_used_bytes"], v["kubelet_volume_stats_available_bytes"]}'
+		END {if (length(v) == 3) printf "%.0f %.0f %.0f\n", v["kubelet_volume_stats_capacity_bytes"], v["kubelet_volume_stats_used_bytes"], v["kubelet_volume_stats_available_bytes"]}'
 }
 has_stats() { [ -n "$(volume_stats "$1")" ]; }
 
@@ -407,7 +407,7 @@ check_volume_stats() {
 	local cap used avail df
 	wait_until 90 "kubelet's stats of claim $3" has_stats "$3" || fail "kubelet reports no volume stats for claim $3"
 	read -r cap used avail <<<"$(volume_stats "$3")"
-	df=$(kubectl exec "$1" -- df -k "$2" | awk 'NR == 2 {print $2 * 1024}')
+	df=$(kubectl exec "$1" -- df -k "$2" | awk 'NR == 2 {printf "%.0f\n", $2 * 1024}')
 	[ "$cap" = "$df" ] || fail "kubelet's capacity of claim $3 is $cap bytes, df in the pod says $df"
 	[ "$used" -gt 0 ] && [ "$avail" -gt 0 ] || fail "kubelet's stats of claim $3: used $used, available $avail"
 	say "kubelet's volume stats of claim $3: capacity $cap, used $used, available $avail bytes (df agrees)"
