@@ -111,7 +111,8 @@ node_ready() {
 reboot_node() {
 	local pid qemu
 	pid=$(awk '$1 == "node" {p = $2} END {print p}' "$CLUSTER_DIR/pids")
-	qemu=$(pgrep -s "$pid" -f qemu-system-x86_64 | head -1)
+	# By its name (the "timeout" before it also has qemu in its argv).
+	qemu=$(pgrep -s "$pid" -x qemu-system-x86 | head -1)
 	[ -n "$qemu" ] || { echo "cluster: no node VM to reboot" >&2; return 1; }
 	kill -KILL "$qemu"
 	wait_until 60 "the node VM's run.sh to end" sh -c "! pgrep -s $pid >/dev/null" || return 1
