@@ -11,6 +11,13 @@
 //
 // kubelet then grows the filesystem (expandfs) and sets the claim's
 // status.capacity, which ends the resize.
+//
+// kube-controller-manager's expand controller may do steps 2 and 3 itself
+// for a flexVolume PV (it does on Kubernetes 1.34: PV capacity, the
+// pre-resize-capacity annotation, NodeResizePending) without growing the
+// image. So a claim marked NodeResizePending is not taken as proof that
+// the image was grown: until the claim's capacity reaches its request, the
+// image's real size decides (once per claim and size).
 package resizer
 
 import (
@@ -19,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +61,12 @@ type Resizer struct {
 	classes storagelisters.StorageClassLister
 	synced  []cache.InformerSynced
 	queue   workqueue.TypedRateLimitingInterface[string]
+
+	// grown remembers, per claim UID, the size its image was seen to
+	// have (or was grown to), so kubelet's status updates during its turn
+	// do not run rbd again.
+	mu    sync.Mutex
+	grown map[types.UID]int64
 }
 
 // Watch registers the resizer's informers with factory (start the factory
@@ -152,11 +166,19 @@ func (r *Resizer) Resize(ctx context.Context, pvc *corev1.PersistentVolumeClaim,
 			"claim asks for %s but its StorageClass does not allow expansion: set allowVolumeExpansion: true on the StorageClass", quantity(size))
 		return false, nil
 	}
-	if err := r.resize(ctx, pvc, pv, size); err != nil {
+	if r.seen(pvc.UID) >= size {
+		return false, nil
+	}
+	acted, err := r.resize(ctx, pvc, pv, size)
+	if err != nil {
 		err = r.Tools.Mask(err)
 		r.Log.Warn("resize failed", "claim", pvc.Namespace+"/"+pvc.Name, "pv", pv.Name, "error", err.Error())
 		r.Events.Eventf(pvc, corev1.EventTypeWarning, "VolumeResizeFailed", "%v", err)
 		return true, err
+	}
+	r.remember(pvc.UID, size)
+	if !acted {
+		return false, nil
 	}
 	r.Log.Info("resized", "claim", pvc.Namespace+"/"+pvc.Name, "pv", pv.Name, "bytes", size)
 	r.Events.Eventf(pvc, corev1.EventTypeNormal, "VolumeResizeSuccessful",
@@ -164,9 +186,25 @@ func (r *Resizer) Resize(ctx context.Context, pvc *corev1.PersistentVolumeClaim,
 	return true, nil
 }
 
+func (r *Resizer) seen(uid types.UID) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.grown[uid]
+}
+
+func (r *Resizer) remember(uid types.UID, size int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.grown == nil {
+		r.grown = map[types.UID]int64{}
+	}
+	r.grown[uid] = size
+}
+
 // Wanted is the size (rounded up to MiB) a bound claim of one of our PVs
-// asks for beyond its capacity; ok is false when there is nothing to do,
-// including while kubelet has yet to finish the last resize.
+// asks for beyond its capacity; ok is false when there is nothing to do.
+// A claim already marked NodeResizePending still counts: whoever marked
+// it (kube-controller-manager does) may not have grown the image.
 func Wanted(pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume) (int64, bool) {
 	if _, ours := params.FromAnnotations(pv.Annotations); !ours || pv.Spec.FlexVolume == nil {
 		return 0, false
@@ -182,56 +220,66 @@ func Wanted(pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume) (int
 	if req.Cmp(capacity) <= 0 {
 		return 0, false
 	}
-	size := image.RoundMiB(req.Value())
-	if alloc, ok := pvc.Status.AllocatedResources[corev1.ResourceStorage]; ok && alloc.Value() >= size {
-		status := pvc.Status.AllocatedResourceStatuses[corev1.ResourceStorage]
-		if status == corev1.PersistentVolumeClaimNodeResizePending || status == corev1.PersistentVolumeClaimNodeResizeInProgress {
-			return 0, false // the node's turn
-		}
-	}
-	return size, true
+	return image.RoundMiB(req.Value()), true
 }
 
-func (r *Resizer) resize(ctx context.Context, pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume, size int64) error {
+// nodesTurn: the claim's status already hands size to kubelet.
+func nodesTurn(pvc *corev1.PersistentVolumeClaim, size int64) bool {
+	alloc, ok := pvc.Status.AllocatedResources[corev1.ResourceStorage]
+	if !ok || alloc.Value() < size {
+		return false
+	}
+	status := pvc.Status.AllocatedResourceStatuses[corev1.ResourceStorage]
+	return status == corev1.PersistentVolumeClaimNodeResizePending || status == corev1.PersistentVolumeClaimNodeResizeInProgress
+}
+
+// resize runs the steps still to do; acted tells whether any ran.
+func (r *Resizer) resize(ctx context.Context, pvc *corev1.PersistentVolumeClaim, pv *corev1.PersistentVolume, size int64) (acted bool, err error) {
 	rec, _ := params.FromAnnotations(pv.Annotations)
 	key, err := r.Secrets.Key(ctx, rec.Secret)
 	if err != nil {
-		return err
+		return false, err
 	}
 	v, err := rec.Admin(key)
 	if err != nil {
-		return fmt.Errorf("PV %s annotations: %w", pv.Name, err)
+		return false, fmt.Errorf("PV %s annotations: %w", pv.Name, err)
 	}
 	img := r.Tools.Open(v)
 	// 1. the image (skipped when a previous attempt already grew it).
 	info, err := img.Info(ctx)
 	if errors.Is(err, image.ErrNotFound) {
-		return fmt.Errorf("image %s of PV %s does not exist: the volume's data is gone; restore the image or delete the claim", img.Spec(), pv.Name)
+		return false, fmt.Errorf("image %s of PV %s does not exist: the volume's data is gone; restore the image or delete the claim", img.Spec(), pv.Name)
 	} else if err != nil {
-		return err
+		return false, err
 	}
 	if info.Size < size {
 		if err := img.Resize(ctx, size); err != nil {
-			return err
+			return false, err
 		}
+		acted = true
 	}
 	q := quantity(size)
 	// 2. the PV's capacity.
 	if c := pv.Spec.Capacity[corev1.ResourceStorage]; c.Value() < size {
 		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"capacity": map[string]string{"storage": q}}})
 		if _, err := r.Client.CoreV1().PersistentVolumes().Patch(ctx, pv.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return fmt.Errorf("image %s grown to %s, but patching PV %s capacity failed (retried): %w", img.Spec(), q, pv.Name, err)
+			return acted, fmt.Errorf("image %s grown to %s, but patching PV %s capacity failed (retried): %w", img.Spec(), q, pv.Name, err)
 		}
+		acted = true
 	}
-	// 3. the claim's status: kubelet's cue to call expandfs.
+	// 3. the claim's status: kubelet's cue to call expandfs (unless it
+	// already says so).
+	if nodesTurn(pvc, size) {
+		return acted, nil
+	}
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{
 		"allocatedResources":        map[string]string{"storage": q},
 		"allocatedResourceStatuses": map[string]string{"storage": string(corev1.PersistentVolumeClaimNodeResizePending)},
 	}})
 	if _, err := r.Client.CoreV1().PersistentVolumeClaims(pvc.Namespace).Patch(ctx, pvc.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
-		return fmt.Errorf("image %s and PV %s grown to %s, but patching the claim's status failed (retried): %w", img.Spec(), pv.Name, q, err)
+		return acted, fmt.Errorf("image %s and PV %s grown to %s, but patching the claim's status failed (retried): %w", img.Spec(), pv.Name, q, err)
 	}
-	return nil
+	return true, nil
 }
 
 func quantity(bytes int64) string {

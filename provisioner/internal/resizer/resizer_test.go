@@ -132,6 +132,36 @@ func TestResizeStepsInOrder(t *testing.T) {
 	}
 }
 
+// kube-controller-manager's expand controller raises the PV's capacity
+// and marks the claim NodeResizePending for a flexVolume PV without
+// growing the image (seen on Kubernetes 1.34): the image is grown anyway,
+// and nothing of what it did is patched again.
+func TestResizeAfterControllerManagerMarkedTheClaim(t *testing.T) {
+	f := newFixture(t)
+	f.pv.Spec.Capacity[corev1.ResourceStorage] = resource.MustParse("2Gi")
+	f.pvc.Status.AllocatedResources = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("2Gi")}
+	f.pvc.Status.AllocatedResourceStatuses = map[corev1.ResourceName]corev1.ClaimResourceStatus{
+		corev1.ResourceStorage: corev1.PersistentVolumeClaimNodeResizePending}
+	acted, err := f.r.Resize(context.Background(), f.pvc, f.pv, f.sc)
+	if err != nil || !acted {
+		t.Fatalf("Resize: %v %v", acted, err)
+	}
+	if want := []string{"rbd info", "rbd resize"}; !reflect.DeepEqual(f.steps, want) {
+		t.Errorf("steps:\n got %q\nwant %q", f.steps, want)
+	}
+	if f.ceph.Images["kube/flexblock-pvc-1"].Size != 2<<30 {
+		t.Errorf("image size %d", f.ceph.Images["kube/flexblock-pvc-1"].Size)
+	}
+	if e := f.event(); !strings.HasPrefix(e, "Normal VolumeResizeSuccessful image grown to 2Gi") {
+		t.Errorf("event %q", e)
+	}
+	// kubelet's status updates meanwhile run nothing.
+	f.steps = nil
+	if acted, err := f.r.Resize(context.Background(), f.pvc, f.pv, f.sc); acted || err != nil || len(f.steps) != 0 {
+		t.Errorf("second pass: %v %v %q", acted, err, f.steps)
+	}
+}
+
 // A failure is an event on the claim and is retried; the retry does not
 // grow the image twice.
 func TestResizeFailureIsAnEventAndRetried(t *testing.T) {
