@@ -28,7 +28,7 @@ build: ## build the static driver binary into bin/flexblock (it must link no k8s
 build-provisioner: ## the dynamic provisioner (own module: client-go) into bin/flexblock-provisioner
 	cd provisioner && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o ../bin/flexblock-provisioner .
 
-test: deps lint unit fuzz bench-smoke conformance selftest e2e ## everything CI runs: lint, unit + host tests, fuzz, kubelet conformance, test-bed self-test, real-kernel e2e
+test: deps lint unit fuzz bench-smoke conformance selftest e2e cluster-test ## everything CI runs: lint, unit + host tests, fuzz, kubelet conformance, test-bed self-test, real-kernel e2e, the real cluster's scenarios
 
 unit: ## unit, contract, loop-device, installer and examples tests (root needed for the loop ones)
 	go test -count=1 ./...
