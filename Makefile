@@ -10,7 +10,7 @@ GO_TAGS := urfave_cli_no_docs
 FUZZTIME ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help deps build build-provisioner build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test cluster-bench demo-calls
+.PHONY: help deps build build-provisioner build-test conformance conformance-bin test unit fuzz lint selftest e2e demo bench bench-smoke clean image k8s cluster-up cluster-down cluster-test cluster-test-provisioner cluster-bench demo-calls
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ demo-calls: ## RBD and iSCSI volume lifecycles in the real-kernel VM, call by ca
 
 bench: deps build image ## all benchmarks, VM and test cluster included (root; quiet machine): rewrites BENCHMARKS.md
 	cd bench && go run ./report -vm -cluster
+
+cluster-test-provisioner: deps build image ## the dynamic provisioner on the test cluster (install, then scenario provisioner: ~16 min; not in make test)
+	CLUSTER_SCENARIOS="install provisioner uninstall" scripts/cluster/test.sh
 
 cluster-bench: deps build image ## benchmark 6 alone: pods through the test cluster; replaces its section of BENCHMARKS.md
 	cd bench && go run ./report -cluster-only

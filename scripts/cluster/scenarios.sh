@@ -170,7 +170,7 @@ scenario_install() {
 	echo "\$ kubectl -n flexblock logs $pod"
 	sed 's/^/    /' <<<"$logs" | head -20
 	# The installer self-tests (init) each driver before it says "watching".
-	grep -Eq "(installed|unchanged|up to date).*flexblock~rbd/rbd" <<<"$logs" || fail "the installer's log does not show the rbd driver installed"
+	grep -Eq "(installed|replaced|unchanged).*flexblock~rbd/rbd" <<<"$logs" || fail "the installer's log does not show the rbd driver installed"
 	grep -q "watching $PLUGIN_DIR" <<<"$logs" || fail "the installer's log does not show it passed its self-test and watches"
 	# The installed driver answers as a driver by its name: run a copy
 	# named flexblock.
