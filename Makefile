@@ -34,7 +34,7 @@ unit: ## unit, contract, loop-device, installer and examples tests (root needed 
 	go test -count=1 ./...
 	cd bench && go test -count=1 ./...
 	cd test/examples && go test -count=1 -mod=mod ./...
-	cd provisioner && go test -count=1 ./...
+	cd provisioner && CGO_ENABLED=0 go test -trimpath -count=1 ./...
 
 fuzz: ## run the fuzz targets for a bounded time each
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./driver/options
@@ -50,8 +50,12 @@ lint: ## gofmt, go vet, staticcheck, shellcheck
 	shellcheck -x -S warning scripts/*.sh scripts/vm/*.sh scripts/vm/initramfs-init scripts/e2e/*.sh scripts/cluster/*.sh bench/baseline/*.sh
 	shellcheck -x -S warning -s bash -e SC2034 scripts/e2e/scenarios/*.sh scripts/e2e/selftest/*.sh bench/vm/scenarios/*.sh
 
+# The k8s.io packages are compiled once for conformance-bin, the cluster's
+# Kubernetes (scripts/cluster/build-k8s.sh) and the provisioner when all
+# use the same compile flags (CGO_ENABLED=0 -trimpath) and versions: Go's
+# build cache then serves the later builds (minutes of a cold CI run).
 conformance-bin: ## build the kubelet conformance test binary (k8s.io/kubernetes, separate module)
-	go -C test/kubelet test -c -o $(CURDIR)/bin/kubelet-conformance.test .
+	CGO_ENABLED=0 go -C test/kubelet test -trimpath -c -o $(CURDIR)/bin/kubelet-conformance.test .
 
 conformance: build build-test conformance-bin ## the driver through kubelet's own FlexVolume code, on the host (loop devices); the VM part runs in make e2e
 	cd test/kubelet && FLEXBLOCK_CONFORMANCE_DRIVER=$(CURDIR)/bin/flexblock-test $(CURDIR)/bin/kubelet-conformance.test -test.count=1
