@@ -599,12 +599,21 @@ batch() {
 	} >"$WORK/batch-$kind.json"
 	t0=$(now_ms)
 	kubectl apply -f "$WORK/batch-$kind.json" >/dev/null
-	kubectl wait --for=condition=Ready pod -l "batch=$kind" --timeout=900s >/dev/null || fail "$n $kind pods not all Ready"
+	# Polled (kubectl's own wait is cut at the wrapper's 400 s): 20 first
+	# mounts at once take many minutes on the TCG node.
+	wait_until 1800 "$n $kind pods Ready" batch_ready "$kind" "$n" || fail "$n $kind pods not all Ready within 1800 s"
 	ready=$(($(now_ms) - t0))
 	t0=$(now_ms)
-	kubectl delete pod -l "batch=$kind" --wait --timeout=900s >/dev/null || fail "$n $kind pods not all gone"
+	kubectl delete pod -l "batch=$kind" --wait=false >/dev/null
+	wait_until 1800 "$n $kind pods gone" batch_gone "$kind" || fail "$n $kind pods not all gone within 1800 s"
 	echo "$ready $(($(now_ms) - t0))"
 }
+
+# batch_ready KIND N: N pods of the batch are Ready; batch_gone KIND: none left.
+batch_ready() {
+	[ "$(kubectl get pod -l "batch=$1" -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True)" = "$2" ]
+}
+batch_gone() { [ -z "$(kubectl get pod -l "batch=$1" -o name)" ]; }
 
 # scenario_perf: pod create -> Ready with an emptyDir, a new blank RBD image
 # and a blank iSCSI LUN (interleaved rounds, medians), the tool times the
